@@ -1,0 +1,42 @@
+"""Shared fixtures: the real Omniglot set, built once into the default cache and reused."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from data import Omniglot, Split, load_omniglot, load_splits
+from data.omniglot import CACHE_FILE, cache_dir
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def omniglot_source() -> Path | None:
+    """The folder holding the two zips: `$OMNIGLOT_SOURCE` (a relative path is tried against the
+    working directory, then the repo root), else `<repo>/../shared/omniglot`; None if absent."""
+    env = os.environ.get("OMNIGLOT_SOURCE")
+    candidates = [Path(env), REPO / env] if env else [REPO.parent / "shared" / "omniglot"]
+    for folder in candidates:
+        if (folder / "images_background.zip").is_file():
+            return folder.resolve()
+    return None
+
+
+@pytest.fixture(scope="session")
+def omniglot() -> Omniglot:
+    """The whole processed set, images float32 [1623, 20, 784], from the default cache."""
+    source = omniglot_source()
+    if source is None and not (cache_dir() / CACHE_FILE).is_file():
+        pytest.skip(
+            "no Omniglot data: set OMNIGLOT_SOURCE to the folder holding images_background.zip "
+            "and images_evaluation.zip (CI: ../shared/omniglot), or run `python -m data prepare`"
+        )
+    return load_omniglot(source=source, progress=False)
+
+
+@pytest.fixture(scope="session")
+def splits(omniglot: Omniglot) -> dict[str, Split]:
+    """The default split: "train", "val", "test" with images float32 [C, 20, 784]."""
+    return load_splits("default", source=omniglot_source(), progress=False)
