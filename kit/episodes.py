@@ -1,0 +1,133 @@
+"""Batches of N-way, K-shot tasks: a vectorised sampler and DataLoader plumbing.
+
+Letters: B tasks per batch, K shots, N classes, C characters in the split, D drawings per
+character (20), 784 = 28 x 28 pixels.
+
+`sample_tasks` draws B tasks at once with NumPy and returns exactly what B calls of the
+reference `DataGenerator._sample` stacked by a `DataLoader` would return, with the same
+distribution: N distinct characters, K+1 distinct drawings of each, support rows in class
+order, the query row shuffled. The reference trainer uses it because a per-task Python loop
+would take a noticeable share of each small training step on a CPU.
+
+`task_loader` wraps any `DataGenerator` (the reference's or a student's) in a DataLoader and
+gives every worker its own random stream derived from the run's seed, so that workers never
+repeat each other's tasks and a run is reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+
+def sample_tasks(
+    images: np.ndarray,
+    num_classes: int,
+    num_shots: int,
+    batch_size: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw a batch of tasks in one vectorised pass.
+
+    Args:
+        images: float32 `[C, D, 784]`, the split's characters.
+        num_classes: N; num_shots: K; batch_size: B.
+        rng: the only source of randomness.
+
+    Returns:
+        images `[B, K+1, N, 784]` float32 and one-hot labels `[B, K+1, N, N]` float32.
+    """
+    B, K, N = batch_size, num_shots, num_classes
+    C, D, _ = images.shape
+    if not 1 <= N <= C or not 1 <= K < D:
+        raise ValueError(f"need 1 <= N={N} <= C={C} and 1 <= K={K} < D={D}")
+
+    classes = _distinct_integers(rng, C, B, N)  # [B, N]
+    drawings = rng.random((B, N, D)).argsort(axis=-1)[..., : K + 1]  # [B, N, K+1] distinct
+    drawings = drawings.transpose(0, 2, 1)  # [B, K+1, N]
+
+    # Column n of a support row is class n; column n of the query row is class order[n].
+    order = rng.random((B, N)).argsort(axis=-1)  # [B, N], one permutation per task
+    column_class = np.broadcast_to(np.arange(N), (B, K + 1, N)).copy()  # [B, K+1, N]
+    column_class[:, K] = order
+    rows = np.arange(K + 1)[None, :, None]  # [1, K+1, 1]
+    tasks = np.arange(B)[:, None, None]  # [B, 1, 1]
+
+    character = classes[tasks, column_class]  # [B, K+1, N]
+    drawing = drawings[tasks, rows, column_class]  # [B, K+1, N]
+    batch_images = images[character, drawing].astype(np.float32, copy=False)  # [B, K+1, N, 784]
+    batch_labels = np.eye(N, dtype=np.float32)[column_class]  # [B, K+1, N, N]
+    return batch_images, batch_labels
+
+
+def _distinct_integers(rng: np.random.Generator, high: int, rows: int, size: int) -> np.ndarray:
+    """`[rows, size]` integers in [0, high), distinct within each row, uniform over such rows.
+
+    Rejection sampling: redraw the rows that contain a repeat. With size << high almost no
+    row is redrawn; when repeats are likely, fall back to one permutation per row.
+    """
+    if size * (size - 1) > high:  # P(repeat) > ~1/2: rejection would loop
+        return np.stack([rng.permutation(high)[:size] for _ in range(rows)])
+    out = rng.integers(0, high, size=(rows, size))
+    while True:
+        ordered = np.sort(out, axis=1)
+        repeated = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))
+        if repeated.size == 0:
+            return out
+        out[repeated] = rng.integers(0, high, size=(repeated.size, size))
+
+
+class TaskBatches:
+    """An endless iterator of `sample_tasks` batches from one seeded stream.
+
+    Yields `(images [B, K+1, N, 784], labels [B, K+1, N, N])` as float32 torch tensors.
+    """
+
+    def __init__(
+        self, images: np.ndarray, num_classes: int, num_shots: int, batch_size: int, seed: int
+    ) -> None:
+        self.images = images
+        self.num_classes = num_classes
+        self.num_shots = num_shots
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        while True:
+            batch = sample_tasks(
+                self.images, self.num_classes, self.num_shots, self.batch_size, self.rng
+            )
+            yield tuple(torch.from_numpy(array) for array in batch)
+
+
+def reseed_worker(worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: give each worker's copy of the generator its own stream.
+
+    A DataLoader copies the dataset into every worker, `self.rng` included, so without this
+    every worker would yield the same tasks. The stream is derived from the DataLoader's base
+    seed (itself drawn from the `generator` passed to it), so a seeded run is reproducible.
+    """
+    info = torch.utils.data.get_worker_info()
+    info.dataset.rng = np.random.default_rng([info.seed % 2**63, worker_id])
+
+
+def task_loader(
+    generator: torch.utils.data.IterableDataset,
+    batch_size: int,
+    seed: int,
+    num_workers: int = 0,
+) -> torch.utils.data.DataLoader:
+    """Batches of a `DataGenerator`: `[B, K+1, N, 784]` images and `[B, K+1, N, N]` labels.
+
+    With `num_workers > 0` every worker draws different tasks, reproducibly from `seed`.
+    """
+    return torch.utils.data.DataLoader(
+        generator,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        worker_init_fn=reseed_worker if num_workers > 0 else None,
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=num_workers > 0,
+    )

@@ -1,0 +1,115 @@
+"""Generate the student release `assignment/` from the reference `solutions/`.
+
+    python -m kit.release            # write assignment/load_data.py and assignment/models.py
+    python -m kit.release --check    # exit 1 if assignment/ is stale (the tests run this)
+
+Every region between `### BEGIN SOLUTION` and `### END SOLUTION` is replaced by a stub that
+raises `NotImplementedError`, by nbgrader's own `ClearSolutions` preprocessor (the one that
+`nbgrader generate_assignment` runs on notebooks), applied to each `.py` file as a one-cell
+notebook. The numbered steps in each docstring stay, and tell the student what to build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+from nbgrader.preprocessors import ClearSolutions
+
+from kit.submission import REPO_ROOT, SUBMISSION_FILES
+
+SOURCE = REPO_ROOT / "solutions"
+RELEASE = REPO_ROOT / "assignment"
+CODE_STUB = (
+    "# TODO: follow the numbered steps in the docstring above.\n"
+    'raise NotImplementedError("not implemented yet: see the steps in the docstring")'
+)
+
+
+def strip_solutions(source: str, name: str = "file") -> str:
+    """Return `source` with every solution region replaced by the stub."""
+    cell = nbformat.v4.new_code_cell(source)
+    # ClearSolutions only clears cells that nbgrader's metadata marks as solution cells.
+    cell.metadata["nbgrader"] = {
+        "solution": True,
+        "grade": False,
+        "locked": False,
+        "grade_id": name,
+        "schema_version": 3,
+    }
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "language": "python",
+        "display_name": "Python 3",
+    }
+    clear = ClearSolutions(code_stub={"python": CODE_STUB})
+    notebook, _ = clear.preprocess(notebook, {})
+    return notebook.cells[0].source.rstrip("\n") + "\n"
+
+
+def released_files() -> dict[str, str]:
+    """File name -> the text it must have in `assignment/`."""
+    return {name: strip_solutions((SOURCE / name).read_text(), name) for name in SUBMISSION_FILES}
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)
+
+
+def stale_files() -> dict[str, str]:
+    """File name -> unified diff, for each released file that differs from the generated one."""
+    stale = {}
+    for name, expected in released_files().items():
+        path = RELEASE / name
+        actual = path.read_text() if path.exists() else ""
+        if actual != expected:
+            diff = difflib.unified_diff(
+                actual.splitlines(True),
+                expected.splitlines(True),
+                f"assignment/{name}",
+                f"generated from solutions/{name}",
+            )
+            stale[name] = "".join(diff)
+    return stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m kit.release",
+        description="Generate assignment/ (student stubs) from solutions/ (reference).",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if assignment/ is stale (default: off)",
+    )
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_files()
+        for diff in stale.values():
+            print(diff)
+        if stale:
+            print(
+                f"error: assignment/ is stale ({', '.join(stale)}): run python -m kit.release",
+                file=sys.stderr,
+            )
+            return 1
+        print("assignment/ is up to date with solutions/")
+        return 0
+    for name, text in released_files().items():
+        write_atomic(RELEASE / name, text)
+        print(f"wrote assignment/{name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
