@@ -42,7 +42,7 @@ def plot_learning_curves(
                 color=color,
                 alpha=0.4,
                 linestyle="--",
-                label="meta-train (last batch)",
+                label="meta-train (mean since last eval)",
             )
             acc_ax.plot(
                 steps,
@@ -50,7 +50,7 @@ def plot_learning_curves(
                 color=color,
                 alpha=0.4,
                 linestyle="--",
-                label="meta-train (last batch)",
+                label="meta-train (mean since last eval)",
             )
         if chance and label in chance:
             acc_ax.axhline(
