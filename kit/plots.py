@@ -219,3 +219,35 @@ def _save(fig: plt.Figure, path: str | Path | None) -> None:
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120)
+
+
+def plot_learning_curve_comparison(
+    runs: Mapping[str, Sequence[Mapping[str, float]]],
+    path: str | Path | None = None,
+    title: str = "Meta-learning curves",
+    chance: Mapping[str, float] | None = None,
+) -> plt.Figure:
+    """`plot_learning_curves` for several runs on shared axes, made readable for many runs:
+    one legend beside the axes, and one labelled chance line per distinct chance level.
+
+    Args: as `plot_learning_curves`; `chance` maps run labels to 1/N.
+    """
+    fig = plot_learning_curves(runs, path=None, title=title)
+    loss_ax, acc_ax = fig.axes[:2]
+    loss_ax.get_legend().remove()
+    for value in sorted(set((chance or {}).values())):
+        acc_ax.axhline(100 * value, color="0.35", linestyle=":", linewidth=1)
+        acc_ax.annotate(
+            f"chance, N={round(1 / value)}",
+            (0, 100 * value),
+            xycoords=("axes fraction", "data"),
+            xytext=(3, 2),
+            textcoords="offset points",
+            fontsize=8,
+            color="0.35",
+        )
+    acc_ax.legend(title="run", fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.set_size_inches(12.5, 4.2)
+    fig.tight_layout()
+    _save(fig, path)
+    return fig

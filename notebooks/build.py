@@ -424,7 +424,7 @@ minutes for the whole notebook on a laptop CPU, enough to see the curves rise an
             code(
                 setup(
                     "from data import load_splits",
-                    "from kit.plots import plot_learning_curves",
+                    "from kit.plots import plot_learning_curve_comparison",
                     "from kit.train import TrainConfig, train",
                 ),
                 locked="setup",
@@ -508,7 +508,7 @@ print("grid runs: OK")
             code(
                 """
 labels = {(K, N): f"K={K}, N={N}" for K, N in grid_runs}
-fig = plot_learning_curves(
+fig = plot_learning_curve_comparison(
     {labels[key]: run.history for key, run in grid_runs.items()},
     path=figure_path("learning_curves_grid.png"),
     title=f"Your MANN on four task families (budget: {BUDGET}), meta-val tasks",
@@ -583,7 +583,7 @@ print("hidden-size runs: OK")
             ),
             code(
                 """
-fig = plot_learning_curves(
+fig = plot_learning_curve_comparison(
     {f"hidden {H}": run.history for H, run in hidden_runs.items()},
     path=figure_path("learning_curves_hidden.png"),
     title=f"Your MANN, 1-shot 3-way, three hidden sizes (budget: {BUDGET}), meta-val tasks",
@@ -688,7 +688,7 @@ Figures are saved as PNG in `figures/`.
                     "from kit.episodes import sample_tasks, task_loader",
                     "from kit.plots import plot_learning_curves, plot_predictions, plot_task, plot_tasks",
                     "from kit.submission import load_submission",
-                    "from kit.train import TrainConfig, train",
+                    "from kit.train import TrainConfig, evaluate, train",
                 ),
                 locked="setup",
             ),
@@ -783,6 +783,23 @@ print(f"{config.steps} steps, {result.train_seconds:.0f} s of training")
             ),
             md(
                 """
+The same evaluation (`kit.train.evaluate`, the same seeded tasks for every model) on each
+split's characters: the gap between meta-train and meta-test characters is the
+meta-generalisation gap.
+"""
+            ),
+            code(
+                """
+device = next(result.model.parameters()).device
+for split in ("train", "val", "test"):
+    evaluation = evaluate(
+        result.model, splits[split].images, N, K, num_tasks=config.test_tasks, device=device
+    )
+    print(f"meta-{split} characters: {evaluation}")
+"""
+            ),
+            md(
+                """
 ## What the learner gets right and wrong
 
 Meta-test tasks again: for each example, the query drawing and the first support drawing of
@@ -796,7 +813,6 @@ rng = np.random.default_rng(0)
 test_batch = sample_tasks(splits["test"].images, N, K, batch_size=64, rng=rng)
 test_images, test_labels = (torch.from_numpy(array) for array in test_batch)
 model = result.model.eval()
-device = next(model.parameters()).device
 with torch.no_grad():
     preds = model(test_images.to(device), test_labels.to(device)).cpu()  # [B, K+1, N, N]
 fig = plot_predictions(
