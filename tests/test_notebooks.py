@@ -48,7 +48,8 @@ def notebook_env(monkeypatch, splits, tmp_path):
     anywhere, figures into a temporary folder, the data from the tests' source."""
     monkeypatch.setenv("KIT_NOTEBOOK_BUDGET", "tiny")
     monkeypatch.setenv("KIT_FIGURES", str(tmp_path / "figures"))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
     monkeypatch.delenv("KIT_CODE", raising=False)
     if omniglot_source() is not None:
         monkeypatch.setenv("OMNIGLOT_SOURCE", str(omniglot_source()))
