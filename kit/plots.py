@@ -149,7 +149,9 @@ def plot_tasks(
     for index, subfigure in enumerate(fig.subfigures(1, count, wspace=0.05)):
         _draw_task(subfigure, images[index], labels[index], f"task {index}")
     fig.suptitle(
-        title or f"{count} tasks of a batch: each has its own characters and query order",
+        title
+        or f"{count} tasks of a batch: each has its own characters and query order "
+        "(orange frame: query row)",
         fontsize=12,
     )
     _save(fig, path)

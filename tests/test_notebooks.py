@@ -244,3 +244,23 @@ def test_generate_assignment_and_autograde_score_submissions(notebook_env):
         assert code_scores("incomplete") == {"episodes": max_code["episodes"], "learning_curves": 0}
         complete = gradebook.find_submission(release.ASSIGNMENT_ID, "complete")
         assert complete.needs_manual_grade, "the written answers must wait for a TA"
+
+
+def test_task_and_prediction_figures_draw_tensors_and_all_correct_batches(tmp_path):
+    """Do the notebooks' figure helpers take torch tensors, and draw a prediction figure even
+    when a batch holds no wrong prediction?"""
+    import numpy as np
+    import torch
+
+    from kit.plots import plot_predictions, plot_task, plot_tasks
+
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.random((4, 3, 3, 784), dtype=np.float32))  # [B, K+1, N, 784]
+    labels = torch.eye(3).expand(4, 3, 3, 3).clone()  # [B, K+1, N, N]
+    plot_task(images[0], labels[0], path=tmp_path / "task.png")
+    plot_tasks(images, labels, count=2, path=tmp_path / "tasks.png")
+    fig = plot_predictions(images, labels, preds=labels, path=tmp_path / "predictions.png")
+    texts = [text.get_text() for subfigure in fig.subfigs for text in subfigure.texts]
+    assert "no wrong prediction in this batch" in texts
+    for name in ("task.png", "tasks.png", "predictions.png"):
+        assert (tmp_path / name).read_bytes().startswith(PNG_MAGIC)
