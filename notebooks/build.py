@@ -413,10 +413,10 @@ with the kit's trainer `kit.train.train`, which evaluates on meta-val tasks as i
 meta-test tasks at the end. You compare four task families, $(K, N)$ = (1, 2), (2, 2), (1, 3)
 and (1, 4), and three hidden sizes, then answer three questions.
 
-**Budgets.** `BUDGET = "small"` (the default) trains each run for 500 steps: a few minutes for
-the whole notebook on a laptop CPU, enough to see 2-way tasks learned and the families
-separate (3- and 4-way runs may still sit near chance: a MANN often stays on a plateau before
-it starts to learn). `BUDGET = "full"` trains 3000 steps of 128 tasks per run, towards the
+**Budgets.** `BUDGET = "small"` (the default) trains each run for 400 steps of 64 tasks: some
+minutes for the whole notebook on a laptop CPU, enough to see 2-way tasks learned and the
+families separate (3- and 4-way runs may still sit near chance: a MANN often stays on a
+plateau before it starts to learn). `BUDGET = "full"` trains 3000 steps of 128 tasks per run, towards the
 spec's reference accuracies: use a GPU or let it run for a while. The budget in force is
 printed below.
 """
@@ -526,7 +526,8 @@ for (K, N), run in grid_runs.items():
 ## 2. Hidden size
 
 The size of the first LSTM is the learner's memory. Complete `train_hidden_sizes`, which
-trains 1-shot 3-way runs with 8, 128 and 256 hidden units.
+trains 1-shot 3-way runs with 8, 128 and 256 hidden units. With the small budget all three
+may still be on the plateau at chance; compare them with `BUDGET = "full"`.
 """
             ),
             solution(
