@@ -8,8 +8,9 @@ can run them quickly and against chosen code without anyone editing a cell:
                           (default: the student notebooks' own folder, "."; the demo: solutions)
     KIT_FIGURES           the folder the figures are saved into, as PNG (default: figures)
 
-The environment wins over a notebook's parameters cell (`BUDGET = "full"`, `CODE = "."`), so
-that autograde runs a submitted notebook with the tiny budget whatever the student set.
+The environment wins over a notebook's own settings (`BUDGET = "full"` in its parameters
+cell, `CODE`), so that autograde runs a submitted notebook with the tiny budget whatever the
+student set.
 """
 
 from __future__ import annotations

@@ -85,10 +85,9 @@ def notebook(cells: list, name: str):
     return nb
 
 
-PARAMETERS = """
-# Parameters. BUDGET = "full" trains for the full budgets (slow on a CPU, the spec's accuracies).
+BUDGET_PARAMETER = """
+# Parameters: BUDGET = "full" trains for the full budgets (slow on a CPU, the spec's accuracies).
 BUDGET = "small"  # tiny | small | full; $KIT_NOTEBOOK_BUDGET wins when set (tests, autograde)
-CODE = "{code}"  # the folder holding load_data.py and models.py; $KIT_CODE wins when set
 """
 
 SETUP = """
@@ -105,9 +104,19 @@ for folder in [Path.cwd(), *Path.cwd().parents]:
 
 %matplotlib inline
 
+{settings}
+"""
+
+# The settings lines of a setup cell: the code folder, and the training budget if it trains.
+STUDENT_CODE = """
+CODE = code_folder(".")  # your load_data.py and models.py, next to this notebook ($KIT_CODE wins)
+"""
+TRAINING_BUDGET = """
 BUDGET, TRAIN_BUDGET = budget(BUDGET)  # TRAIN_BUDGET: steps, batch size, tasks per evaluation
-CODE = code_folder(CODE)
-print(f"code: {{CODE}}\\nbudget: {{BUDGET}} {{TRAIN_BUDGET}}")
+print(f"budget: {BUDGET} {TRAIN_BUDGET}")
+"""
+PRINT_CODE = """
+print(f"code: {CODE}")
 """
 
 HOW_TO_WORK = """
@@ -120,15 +129,17 @@ the visible ones is necessary, not sufficient. Do not edit the read-only cells.
 """
 
 
-def setup(*imports: str):
-    """The setup cell's source, importing `imports` (plus kit.notebook) in ruff's order."""
-    first_party = sorted([*imports, "from kit.notebook import budget, code_folder, figure_path"])
-    third_party = [
-        line for line in first_party if line.split()[1].split(".")[0] in ("numpy", "torch")
-    ]
-    first_party = [line for line in first_party if line not in third_party]
+def setup(settings: str, *imports: str):
+    """The setup cell's source: `imports` (plus kit.notebook's) in ruff's order, then the
+    `settings` lines."""
+    # Every notebook finds its code and saves figures; only those that train need a budget.
+    names = ("budget, " if "budget(" in settings else "") + "code_folder, figure_path"
+    lines = sorted({*imports, f"from kit.notebook import {names}"})
+    third_party = [line for line in lines if line.split()[1].split(".")[0] in ("numpy", "torch")]
+    first_party = [line for line in lines if line not in third_party]
     block = "\n".join(third_party) + ("\n\n" if third_party else "") + "\n".join(first_party)
-    return SETUP.format(imports=block)
+    settings = "\n".join(line for line in settings.splitlines() if line.strip())
+    return SETUP.format(imports=block, settings=settings)
 
 
 def episodes_notebook():
@@ -146,9 +157,9 @@ check their properties.
 """
                 + HOW_TO_WORK
             ),
-            code(PARAMETERS.format(code="."), locked="parameters"),
             code(
                 setup(
+                    STUDENT_CODE + PRINT_CODE,
                     "import numpy as np",
                     "import torch",
                     "from data import load_splits",
@@ -422,9 +433,10 @@ printed below.
 """
                 + HOW_TO_WORK
             ),
-            code(PARAMETERS.format(code="."), locked="parameters"),
+            code(BUDGET_PARAMETER),
             code(
                 setup(
+                    STUDENT_CODE + PRINT_CODE + TRAINING_BUDGET,
                     "from data import load_splits",
                     "from kit.plots import plot_learning_curve_comparison",
                     "from kit.train import TrainConfig, train",
@@ -675,17 +687,18 @@ def demo_notebook():
 The reference solution (`solutions/`) run through the kit: episodes, training with progress,
 learning curves, the final meta-test accuracy with its 95% confidence interval, and correct
 and wrong query predictions drawn as images. Run all cells. With `BUDGET = "small"` the demo
-takes a few minutes on a laptop CPU; `"full"` reaches the spec's accuracies (use a GPU).
+takes a few minutes on a laptop CPU; `"full"` trains towards the spec's accuracies (use a GPU).
 Figures are saved as PNG in `figures/`.
 """
             ),
             code(
-                PARAMETERS.format(code="solutions")
-                + "K, N = 1, 2  # the task family of the demo: 1-shot 2-way learns within the small budget\n",
-                locked="parameters",
+                BUDGET_PARAMETER
+                + 'CODE = "solutions"  # the folder holding load_data.py and models.py ($KIT_CODE wins)\n'
+                + "K, N = 1, 2  # the task family of the demo: 1-shot 2-way learns within the small budget\n"
             ),
             code(
                 setup(
+                    "CODE = code_folder(CODE)\n" + PRINT_CODE + TRAINING_BUDGET,
                     "import numpy as np",
                     "import torch",
                     "from data import load_splits",
@@ -694,7 +707,6 @@ Figures are saved as PNG in `figures/`.
                     "from kit.submission import load_submission",
                     "from kit.train import TrainConfig, evaluate, train",
                 ),
-                locked="setup",
             ),
             md(
                 """
