@@ -17,11 +17,11 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from kit import release
+from kit import course
 from tests.conftest import REPO, omniglot_source
 
 NOTEBOOKS = REPO / "notebooks"
-SOURCE = NOTEBOOKS / release.ASSIGNMENT_ID
+SOURCE = NOTEBOOKS / course.ASSIGNMENT_ID
 STUDENT_NOTEBOOKS = ("episodes.ipynb", "learning_curves.ipynb")
 
 # Notebook -> the figures it saves (and must also show inline as PNG outputs).
@@ -59,7 +59,7 @@ def notebook_env(monkeypatch, splits, tmp_path):
 @pytest.fixture(scope="module")
 def released() -> dict[str, str]:
     """The text of each student notebook as `nbgrader generate_assignment` makes it now."""
-    return release.released_notebooks()
+    return course.released_notebooks()
 
 
 def test_notebook_files_match_their_generator():
@@ -78,9 +78,22 @@ def test_released_notebooks_are_up_to_date(released):
     """Does assignment/ hold the notebooks that nbgrader generates from notebooks/blackbox/?"""
     assert sorted(released) == sorted(STUDENT_NOTEBOOKS)
     for name, text in released.items():
-        assert (release.RELEASE / name).read_text() == text, (
+        assert (course.RELEASE / name).read_text() == text, (
             f"assignment/{name} is stale: run python -m kit.release"
         )
+
+
+def test_an_edited_or_missing_release_notebook_is_stale(released, tmp_path):
+    """Does the release check name a notebook that was edited by hand, or deleted?"""
+    for name, text in released.items():
+        (tmp_path / name).write_text(text)
+    assert course.stale_notebooks(released, tmp_path) == {}
+    edited = released["episodes.ipynb"].replace("YOUR ANSWER HERE", "my answer", 1)
+    (tmp_path / "episodes.ipynb").write_text(edited)
+    (tmp_path / "learning_curves.ipynb").unlink()
+    stale = course.stale_notebooks(released, tmp_path)
+    assert sorted(stale) == ["episodes.ipynb", "learning_curves.ipynb"]
+    assert "my answer" in stale["episodes.ipynb"], "the diff must show the edit"
 
 
 REGION = re.compile(r"### BEGIN (?:HIDDEN TESTS|SOLUTION)\n(.*?)### END", re.DOTALL)
@@ -196,34 +209,34 @@ def test_generate_assignment_and_autograde_score_submissions(notebook_env):
     course = notebook_env / "course"
     (course / "notebooks").mkdir(parents=True)
     shutil.copy(REPO / "nbgrader_config.py", course)
-    shutil.copytree(SOURCE, course / "notebooks" / release.ASSIGNMENT_ID)  # follows the links
-    release.run_nbgrader(["generate_assignment", release.ASSIGNMENT_ID], course)
+    shutil.copytree(SOURCE, course / "notebooks" / course.ASSIGNMENT_ID)  # follows the links
+    course.run_nbgrader(["generate_assignment", course.ASSIGNMENT_ID], course)
 
-    released_dir = course / "release" / release.ASSIGNMENT_ID
+    released_dir = course / "release" / course.ASSIGNMENT_ID
     for name in ("load_data.py", "models.py"):
-        assert (released_dir / name).read_text() == (release.RELEASE / name).read_text(), (
+        assert (released_dir / name).read_text() == (course.RELEASE / name).read_text(), (
             f"the nbgrader release's {name} is not the stub of assignment/"
         )
 
-    solutions, stubs = REPO / "solutions", release.RELEASE
+    solutions, stubs = REPO / "solutions", course.RELEASE
     submitted = course / "submitted"
     submit(
         released_dir,
-        submitted / "complete" / release.ASSIGNMENT_ID,
+        submitted / "complete" / course.ASSIGNMENT_ID,
         {"load_data.py": solutions / "load_data.py", "models.py": solutions / "models.py"},
         completed=set(STUDENT_NOTEBOOKS),
     )
     # Implemented the sampler and part 1, not the model nor part 2.
     submit(
         released_dir,
-        submitted / "incomplete" / release.ASSIGNMENT_ID,
+        submitted / "incomplete" / course.ASSIGNMENT_ID,
         {"load_data.py": solutions / "load_data.py", "models.py": stubs / "models.py"},
         completed={"episodes.ipynb"},
     )
-    release.run_nbgrader(["autograde", release.ASSIGNMENT_ID], course)
+    course.run_nbgrader(["autograde", course.ASSIGNMENT_ID], course)
 
     for student in ("complete", "incomplete"):
-        graded = course / "autograded" / student / release.ASSIGNMENT_ID
+        graded = course / "autograded" / student / course.ASSIGNMENT_ID
         for name in ("load_data.py", "models.py"):
             assert (graded / name).read_text() == (
                 submitted / student / graded.name / name
@@ -232,17 +245,17 @@ def test_generate_assignment_and_autograde_score_submissions(notebook_env):
             )
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        assignment = gradebook.find_assignment(release.ASSIGNMENT_ID)
+        assignment = gradebook.find_assignment(course.ASSIGNMENT_ID)
         max_code = {nb.name: nb.max_code_score for nb in assignment.notebooks}
 
         def code_scores(student: str) -> dict[str, float]:
-            submission = gradebook.find_submission(release.ASSIGNMENT_ID, student)
+            submission = gradebook.find_submission(course.ASSIGNMENT_ID, student)
             return {nb.name: nb.code_score for nb in submission.notebooks}
 
         assert all(score > 0 for score in max_code.values())
         assert code_scores("complete") == max_code
         assert code_scores("incomplete") == {"episodes": max_code["episodes"], "learning_curves": 0}
-        complete = gradebook.find_submission(release.ASSIGNMENT_ID, "complete")
+        complete = gradebook.find_submission(course.ASSIGNMENT_ID, "complete")
         assert complete.needs_manual_grade, "the written answers must wait for a TA"
 
 
