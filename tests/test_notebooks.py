@@ -206,20 +206,20 @@ def test_generate_assignment_and_autograde_score_submissions(notebook_env):
     incomplete one, and grade each student's own .py files?"""
     from nbgrader.api import Gradebook
 
-    course = notebook_env / "course"
-    (course / "notebooks").mkdir(parents=True)
-    shutil.copy(REPO / "nbgrader_config.py", course)
-    shutil.copytree(SOURCE, course / "notebooks" / course.ASSIGNMENT_ID)  # follows the links
-    course.run_nbgrader(["generate_assignment", course.ASSIGNMENT_ID], course)
+    course_dir = notebook_env / "course"
+    (course_dir / "notebooks").mkdir(parents=True)
+    shutil.copy(REPO / "nbgrader_config.py", course_dir)
+    shutil.copytree(SOURCE, course_dir / "notebooks" / course.ASSIGNMENT_ID)  # follows the links
+    course.run_nbgrader(["generate_assignment", course.ASSIGNMENT_ID], course_dir)
 
-    released_dir = course / "release" / course.ASSIGNMENT_ID
+    released_dir = course_dir / "release" / course.ASSIGNMENT_ID
     for name in ("load_data.py", "models.py"):
         assert (released_dir / name).read_text() == (course.RELEASE / name).read_text(), (
             f"the nbgrader release's {name} is not the stub of assignment/"
         )
 
     solutions, stubs = REPO / "solutions", course.RELEASE
-    submitted = course / "submitted"
+    submitted = course_dir / "submitted"
     submit(
         released_dir,
         submitted / "complete" / course.ASSIGNMENT_ID,
@@ -233,10 +233,10 @@ def test_generate_assignment_and_autograde_score_submissions(notebook_env):
         {"load_data.py": solutions / "load_data.py", "models.py": stubs / "models.py"},
         completed={"episodes.ipynb"},
     )
-    course.run_nbgrader(["autograde", course.ASSIGNMENT_ID], course)
+    course.run_nbgrader(["autograde", course.ASSIGNMENT_ID], course_dir)
 
     for student in ("complete", "incomplete"):
-        graded = course / "autograded" / student / course.ASSIGNMENT_ID
+        graded = course_dir / "autograded" / student / course.ASSIGNMENT_ID
         for name in ("load_data.py", "models.py"):
             assert (graded / name).read_text() == (
                 submitted / student / graded.name / name
@@ -244,7 +244,7 @@ def test_generate_assignment_and_autograde_score_submissions(notebook_env):
                 f"autograde replaced {student}'s {name}: keep it in Autograde.exclude_overwriting"
             )
 
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
         assignment = gradebook.find_assignment(course.ASSIGNMENT_ID)
         max_code = {nb.name: nb.max_code_score for nb in assignment.notebooks}
 
