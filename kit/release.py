@@ -1,12 +1,13 @@
 """Generate the student release `assignment/` from the reference `solutions/`.
 
-    python -m kit.release            # write assignment/load_data.py and assignment/models.py
+    python -m kit.release            # write assignment/: the .py stubs, then the notebooks
     python -m kit.release --check    # exit 1 if assignment/ is stale (the tests run this)
 
 Every region between `### BEGIN SOLUTION` and `### END SOLUTION` is replaced by a stub that
 raises `NotImplementedError`, by nbgrader's own `ClearSolutions` preprocessor (the one that
 `nbgrader generate_assignment` runs on notebooks), applied to each `.py` file as a one-cell
 notebook. The numbered steps in each docstring stay, and tell the student what to build.
+The student notebooks come from `nbgrader generate_assignment` (see `kit.course`).
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def stale_files() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m kit.release",
-        description="Generate assignment/ (student stubs) from solutions/ (reference).",
+        description="Generate assignment/ (student stubs) from solutions/ (reference), and "
+        "its notebooks from notebooks/blackbox/ with nbgrader generate_assignment.",
     )
     parser.add_argument(
         "--check",
@@ -111,5 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def main_with_notebooks(argv: list[str] | None = None) -> int:
+    """`python -m kit.release`: `main` for the `.py` stubs, then the same for the student
+    notebooks (`kit.course.release_notebooks`, which runs nbgrader for some seconds)."""
+    from kit.course import release_notebooks
+
+    status = main(argv)
+    check = "--check" in (sys.argv[1:] if argv is None else argv)
+    return max(status, release_notebooks(check=check))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_with_notebooks())

@@ -1,0 +1,1 @@
+../../assignment/load_data.py
