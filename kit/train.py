@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from data.omniglot import OmniglotDataError
 from kit.episodes import TaskBatches, sample_tasks, task_loader
 from kit.submission import Submission, load_submission
 
@@ -434,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     print("config:", json.dumps(asdict(config)))
     try:
         result = train(config, progress=progress)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, OmniglotDataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except NotImplementedError as error:
