@@ -175,6 +175,14 @@ def test_a_missing_code_folder_fails_with_one_clear_line(splits, capsys):
     assert "/nonexistent" in err and "load_data.py" in err
 
 
+def test_missing_data_fails_with_one_clear_line(tmp_path, monkeypatch, capsys):
+    """No cache and a source folder without the zips: one line saying what to set, exit 1."""
+    monkeypatch.setenv("OMNIGLOT_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("OMNIGLOT_SOURCE", str(tmp_path / "no-zips-here"))
+    err = error_line(capsys)
+    assert "OMNIGLOT_SOURCE" in err and "images_background.zip" in err
+
+
 def test_help_lists_every_flag_with_its_default():
     result = run_cli("--help", timeout=60)
     assert result.returncode == 0 and result.stdout.startswith("usage: python -m kit.train")
