@@ -54,9 +54,9 @@ def strip_solutions(source: str, name: str = "file") -> str:
     return notebook.cells[0].source.rstrip("\n") + "\n"
 
 
-def released_files() -> dict[str, str]:
-    """File name -> the text it must have in `assignment/`."""
-    return {name: strip_solutions((SOURCE / name).read_text(), name) for name in SUBMISSION_FILES}
+def released_files(source: Path = SOURCE) -> dict[str, str]:
+    """File name -> the text it must have in the release, generated from `source/`."""
+    return {name: strip_solutions((source / name).read_text(), name) for name in SUBMISSION_FILES}
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -66,18 +66,19 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp.name, path)
 
 
-def stale_files() -> dict[str, str]:
-    """File name -> unified diff, for each released file that differs from the generated one."""
+def stale_files(source: Path = SOURCE, release: Path = RELEASE) -> dict[str, str]:
+    """File name -> unified diff, for each file of `release/` that differs from the one
+    generated from `source/` (a missing file counts as empty)."""
     stale = {}
-    for name, expected in released_files().items():
-        path = RELEASE / name
+    for name, expected in released_files(source).items():
+        path = release / name
         actual = path.read_text() if path.exists() else ""
         if actual != expected:
             diff = difflib.unified_diff(
                 actual.splitlines(True),
                 expected.splitlines(True),
-                f"assignment/{name}",
-                f"generated from solutions/{name}",
+                f"{release.name}/{name}",
+                f"generated from {source.name}/{name}",
             )
             stale[name] = "".join(diff)
     return stale
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.check:
-        stale = stale_files()
+        stale = stale_files(SOURCE, RELEASE)
         for diff in stale.values():
             print(diff)
         if stale:
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print("assignment/ is up to date with solutions/")
         return 0
-    for name, text in released_files().items():
+    for name, text in released_files(SOURCE).items():
         write_atomic(RELEASE / name, text)
         print(f"wrote assignment/{name}")
     return 0

@@ -22,8 +22,10 @@ import csv
 import json
 import math
 import platform
+import re
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from data.omniglot import OmniglotDataError
 from kit.episodes import TaskBatches, sample_tasks, task_loader
 from kit.submission import Submission, load_submission
 
@@ -423,13 +426,34 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     return config, not args.no_progress
 
 
+def unimplemented_message(error: NotImplementedError) -> str:
+    """One line naming the function that raised `error` and its file, for the CLI.
+
+    A DataLoader worker re-raises a student's error in the main process with the worker's
+    traceback as text only, so the innermost frame is read from that text when it is there.
+    """
+    frames = re.findall(r'File "([^"]+)", line \d+, in (\w+)', str(error))
+    if frames:
+        filename, function = frames[-1]
+    else:
+        innermost = traceback.extract_tb(error.__traceback__)[-1]
+        filename, function = innermost.filename, innermost.name
+    return (
+        f"{function}() in {filename} is not implemented yet (NotImplementedError): follow the "
+        "numbered steps in its docstring, or pass --code solutions to train the reference"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     config, progress = parse_args(argv)
     print("config:", json.dumps(asdict(config)))
     try:
         result = train(config, progress=progress)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, OmniglotDataError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except NotImplementedError as error:
+        print(f"error: {unimplemented_message(error)}", file=sys.stderr)
         return 1
     run_dir = config.run_dir()
     save_run(result, run_dir)
