@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kit.release import write_atomic
 from kit.submission import REPO_ROOT
 
 ASSIGNMENT_ID = "blackbox"  # the nbgrader assignment
@@ -105,9 +106,6 @@ def release_notebooks(check: bool = False, release: Path = RELEASE) -> int:
         print(f"{release.name}/*.ipynb are up to date with notebooks/{ASSIGNMENT_ID}/")
         return 0
     for name, text in texts.items():
-        path = release / name
-        with tempfile.NamedTemporaryFile("w", dir=release, delete=False, suffix=".tmp") as tmp:
-            tmp.write(text)
-        os.replace(tmp.name, path)  # atomic: never a half-written notebook
+        write_atomic(release / name, text)  # atomic: never a half-written notebook
         print(f"wrote {release.name}/{name} (nbgrader generate_assignment)")
     return 0
