@@ -1,12 +1,17 @@
 """Generate the student release `assignment/` from the reference `solutions/`.
 
-    python -m kit.release            # write assignment/load_data.py and assignment/models.py
+    python -m kit.release            # write assignment/ (stubs and public checks)
     python -m kit.release --check    # exit 1 if assignment/ is stale (the tests run this)
 
 Every region between `### BEGIN SOLUTION` and `### END SOLUTION` is replaced by a stub that
 raises `NotImplementedError`, by nbgrader's own `ClearSolutions` preprocessor (the one that
 `nbgrader generate_assignment` runs on notebooks), applied to each `.py` file as a one-cell
 notebook. The numbered steps in each docstring stay, and tell the student what to build.
+
+The autograder's public checks (`autograder/checks/public/`) are copied verbatim into
+`assignment/public_checks/`, so that students hold the checks they can run with
+`python -m autograder grade FOLDER --public`. The hidden checks and thresholds
+(`autograder/checks/hidden/`) are never copied.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from kit.submission import REPO_ROOT, SUBMISSION_FILES
 
 SOURCE = REPO_ROOT / "solutions"
 RELEASE = REPO_ROOT / "assignment"
+PUBLIC_CHECKS = REPO_ROOT / "autograder" / "checks" / "public"
+PUBLIC_CHECK_FILES = ("test_episodes.py", "test_model.py")
 CODE_STUB = (
     "# TODO: follow the numbered steps in the docstring above.\n"
     'raise NotImplementedError("not implemented yet: see the steps in the docstring")'
@@ -54,8 +61,11 @@ def strip_solutions(source: str, name: str = "file") -> str:
 
 
 def released_files() -> dict[str, str]:
-    """File name -> the text it must have in `assignment/`."""
-    return {name: strip_solutions((SOURCE / name).read_text(), name) for name in SUBMISSION_FILES}
+    """Path relative to `assignment/` -> the text it must have there."""
+    files = {name: strip_solutions((SOURCE / name).read_text(), name) for name in SUBMISSION_FILES}
+    for name in PUBLIC_CHECK_FILES:
+        files[f"public_checks/{name}"] = (PUBLIC_CHECKS / name).read_text()
+    return files
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -76,7 +86,7 @@ def stale_files() -> dict[str, str]:
                 actual.splitlines(True),
                 expected.splitlines(True),
                 f"assignment/{name}",
-                f"generated from solutions/{name}",
+                f"generated for assignment/{name}",
             )
             stale[name] = "".join(diff)
     return stale
