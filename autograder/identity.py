@@ -9,10 +9,25 @@ from pixels.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 NUM_CHARACTERS = 9  # C: small, so that every character is reachable many times over
 NUM_DRAWINGS = 6  # D: small, so that a sampler that lets a query repeat a support shows it
+
+# The episode checks draw EPISODE_TASKS tasks with K = 2, N = 3 (both orders matter).
+EPISODE_SHOTS, EPISODE_CLASSES, EPISODE_TASKS = 2, 3, 2000
+# Query-shuffle test: each of the N*N (class, query position) frequencies and each of the N!
+# query-order frequencies must lie within SHUFFLE_TOLERANCE of uniform (1/N, 1/N!). By
+# Hoeffding's inequality a correct sampler leaves one such frequency out with probability at
+# most 2 exp(-2 T t^2); the union bound over the 15 frequencies gives the false-failure rate:
+SHUFFLE_TOLERANCE = 0.07
+SHUFFLE_FREQUENCIES = EPISODE_CLASSES**2 + math.factorial(EPISODE_CLASSES)
+SHUFFLE_FALSE_FAILURE = (
+    SHUFFLE_FREQUENCIES * 2 * math.exp(-2 * EPISODE_TASKS * SHUFFLE_TOLERANCE**2)
+)  # 9.3e-8
+assert SHUFFLE_FALSE_FAILURE < 1e-6
 
 
 def identity_images(

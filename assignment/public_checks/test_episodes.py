@@ -16,17 +16,18 @@ import numpy as np
 import pytest
 
 from autograder.feedback import BUGS, fail
-from autograder.identity import NUM_CHARACTERS, decode, identity_images
+from autograder.identity import (
+    EPISODE_CLASSES,
+    EPISODE_SHOTS,
+    EPISODE_TASKS,
+    NUM_CHARACTERS,
+    SHUFFLE_TOLERANCE,
+    decode,
+    identity_images,
+)
 
-K, N = 2, 3
-NUM_TASKS = 2000  # for the shuffle test's bound below
-# Query-shuffle test: each of the N*N (class, position) frequencies and N! permutation
-# frequencies must lie within TOLERANCE of uniform (1/N, 1/N!). By Hoeffding's inequality a
-# correct sampler misses one cell with probability <= 2 exp(-2 T t^2); over the 15 cells:
-SHUFFLE_TOLERANCE = 0.07
-SHUFFLE_CELLS = N * N + math.factorial(N)
-SHUFFLE_FALSE_FAILURE = SHUFFLE_CELLS * 2 * math.exp(-2 * NUM_TASKS * SHUFFLE_TOLERANCE**2)
-assert SHUFFLE_FALSE_FAILURE < 1e-6  # 9.3e-8
+K, N = EPISODE_SHOTS, EPISODE_CLASSES  # 2 and 3
+NUM_TASKS = EPISODE_TASKS  # 2000
 
 pytestmark = pytest.mark.visibility("visible")
 
@@ -198,7 +199,8 @@ def test_query_labels_match_query_images(episodes):
 
 @pytest.mark.points(3)
 def test_the_query_row_is_shuffled_uniformly(episodes):
-    """Is every order of the query row equally likely (false-failure rate < 1e-6)?"""
+    """Is every order of the query row equally likely (false-failure rate < 1e-6, see
+    `autograder.identity.SHUFFLE_FALSE_FAILURE`)?"""
     valid = episodes.valid_query_rows()
     if not valid.all():
         fail(BUGS["query_not_one_per_class"], "cannot test shuffling: " + first_bad(valid))
