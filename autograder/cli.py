@@ -83,10 +83,14 @@ def run_checks(args: argparse.Namespace, device: str) -> Outcomes:
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         raise GradingError(f"no check matches --only {args.only!r}")
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        raise GradingError(f"pytest stopped with exit code {int(code)}:\n{captured.getvalue()}")
+        if not args.verbose:
+            print(captured.getvalue(), file=sys.stderr)
+        raise GradingError(f"pytest stopped with exit code {int(code)} (its output is above)")
     errors = [r for r in outcomes.records.values() if r.status == "error"]
     if errors:
-        raise GradingError(f"check {errors[0].nodeid} broke: {errors[0].message}")
+        if args.verbose:
+            print(errors[0].traceback, file=sys.stderr)
+        raise GradingError(f"check {errors[0].nodeid} broke with a {errors[0].message}")
     return outcomes
 
 

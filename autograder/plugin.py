@@ -49,6 +49,7 @@ class Record:
     status: str = "not run"  # passed | failed | error (a grader error)
     message: str = ""
     seconds: float = 0.0
+    traceback: str = ""  # a grader error's traceback (shown with --verbose)
 
 
 @dataclass(eq=False)  # hashable: pytest keeps plugins in sets
@@ -98,7 +99,8 @@ class Outcomes:
             record.status, record.message = "failed", str(error.msg)
         else:
             record.status = "error"
-            record.message = f"grader error: {call.excinfo.exconly()}\n{report.longreprtext}"
+            record.message = f"grader error: {call.excinfo.exconly().splitlines()[0]}"
+            record.traceback = report.longreprtext
         if record.status != "passed":
             child = item.funcargs.get("child") if hasattr(item, "funcargs") else None
             if isinstance(child, ChildSession):
