@@ -65,6 +65,18 @@ def main(argv: list[str] | None = None) -> int:
         "--learning-rates", type=float, nargs="+", help="(default: the checks' budgets)"
     )
     parser.add_argument(
+        "--grid",
+        nargs="+",
+        metavar="STEPS:LR:BATCH",
+        help="explicit budgets instead of --steps x --learning-rates (default: none)",
+    )
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        metavar="KxN",
+        help="only these (K, N) of the checks, e.g. 1x2 (default: all)",
+    )
+    parser.add_argument(
         "--samplers", nargs="+", default=["grader", "student"], help="(default: grader student)"
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -78,10 +90,25 @@ def main(argv: list[str] | None = None) -> int:
     submission = Path(args.submission).resolve()
     budgets: list[Budget] = []
     for check in CHECKS:
-        steps = args.steps or [check.budget.steps]
-        rates = args.learning_rates or [check.budget.learning_rate]
-        for s, lr in itertools.product(steps, rates):
-            budgets.append(replace(check.budget, steps=s, learning_rate=lr))
+        shape = f"{check.budget.num_shots}x{check.budget.num_classes}"
+        if args.shapes and shape not in args.shapes:
+            continue
+        if args.grid:
+            for item in args.grid:
+                steps, lr, batch = item.split(":")
+                budgets.append(
+                    replace(
+                        check.budget,
+                        steps=int(steps),
+                        learning_rate=float(lr),
+                        batch_size=int(batch),
+                    )
+                )
+        else:
+            steps = args.steps or [check.budget.steps]
+            rates = args.learning_rates or [check.budget.learning_rate]
+            for s, lr in itertools.product(steps, rates):
+                budgets.append(replace(check.budget, steps=s, learning_rate=lr))
         budgets.append(replace(check.budget, steps=0))  # untrained: the chance baseline
     jobs = []
     for budget in budgets:
@@ -101,19 +128,20 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(run)
                 print(
                     f"K={run['num_shots']} N={run['num_classes']} {run['sampler']:<7} "
-                    f"steps={run['steps']:<5} lr={run['learning_rate']:<6g} seed={run['seed']} "
+                    f"steps={run['steps']:<5} lr={run['learning_rate']:<6g} "
+                    f"batch={run['batch_size']:<4} seed={run['seed']} "
                     f"accuracy={100 * run['accuracy']:.1f}% ({run['seconds']:.0f} s)",
                     flush=True,
                 )
     print("\nworst seed per setting:")
-    key = ("num_shots", "num_classes", "sampler", "steps", "learning_rate")
+    key = ("num_shots", "num_classes", "sampler", "steps", "learning_rate", "batch_size")
     for setting, group in itertools.groupby(
         sorted(runs, key=lambda r: [r[k] for k in key]), key=lambda r: [r[k] for k in key]
     ):
         accuracies = [r["accuracy"] for r in group]
         print(
             f"K={setting[0]} N={setting[1]} {setting[2]:<7} steps={setting[3]:<5} "
-            f"lr={setting[4]:<6g} min {100 * min(accuracies):.1f}% max "
+            f"lr={setting[4]:<6g} batch={setting[5]:<4} min {100 * min(accuracies):.1f}% max "
             f"{100 * max(accuracies):.1f}% over {len(accuracies)} seed(s)"
         )
     if args.out:
