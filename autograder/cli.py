@@ -63,7 +63,11 @@ def pytest_args(args: argparse.Namespace, device: str) -> list[str]:
         str(args.threads),
         "--timeout-scale",
         str(args.timeout_scale),
+        "--jobs",
+        str(args.jobs),
     ]
+    if args.accuracy_attempts:
+        argv += ["--accuracy-attempts", str(args.accuracy_attempts)]
     if args.only:
         argv += ["-k", args.only]
     return argv
@@ -237,14 +241,34 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="multiply every call's timeout, for slow machines (default: 1.0)",
     )
+    g.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="accuracy-check trainings run at a time, each in its own process (default: 2)",
+    )
+    g.add_argument(
+        "--accuracy-attempts",
+        type=int,
+        help="fresh models an accuracy check may train before it fails (default: the hidden "
+        "setting, 3)",
+    )
     g.add_argument("--verbose", action="store_true", help="show pytest's own output (default: off)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.threads < 1 or args.timeout_scale <= 0:
-        print("error: --threads must be >= 1 and --timeout-scale > 0", file=sys.stderr)
+    if (
+        args.threads < 1
+        or args.jobs < 1
+        or args.timeout_scale <= 0
+        or (args.accuracy_attempts or 1) < 1
+    ):
+        print(
+            "error: --threads, --jobs and --accuracy-attempts must be >= 1, --timeout-scale > 0",
+            file=sys.stderr,
+        )
         return 1
     try:
         return grade(args)

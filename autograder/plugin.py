@@ -36,6 +36,7 @@ class Grading:
     seed: int
     threads: int
     timeout_scale: float
+    jobs: int
 
 
 @dataclass
@@ -140,6 +141,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--seed", type=int, default=0, help="seed of the grader's training")
     group.addoption("--threads", type=int, default=1, help="torch threads in the child")
     group.addoption("--timeout-scale", type=float, default=1.0, help="multiplies timeouts")
+    group.addoption("--jobs", type=int, default=2, help="accuracy trainings at a time")
+    group.addoption(
+        "--accuracy-attempts", type=int, default=None, help="fresh models per accuracy check"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -169,6 +174,7 @@ def options(config: pytest.Config) -> Grading:
         seed=config.getoption("--seed"),
         threads=config.getoption("--threads"),
         timeout_scale=config.getoption("--timeout-scale"),
+        jobs=config.getoption("--jobs"),
     )
 
 
@@ -189,9 +195,16 @@ def child(grading: Grading, pytestconfig: pytest.Config):
     )
     yield session
     session.stop()
-    for plugin in pytestconfig.pluginmanager.get_plugins():
+    keep_output(pytestconfig, "\n".join(session.outputs))
+
+
+def keep_output(config: pytest.Config, excerpt: str) -> None:
+    """Add an excerpt of what the submission printed to the results' output."""
+    if not excerpt.strip():
+        return
+    for plugin in config.pluginmanager.get_plugins():
         if isinstance(plugin, Outcomes):
-            plugin.outputs.extend(session.outputs)
+            plugin.outputs.append(excerpt)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,10 @@
 """Hidden: the accuracy checks' training budget and thresholds. Never shipped in assignment/.
 
-Calibrated with `python -m autograder.calibrate` (see the README section `grading`); the
-numbers it measured are in CALIBRATION below.
+Calibrated with `python -m autograder.calibrate` (numbers below and in the README section
+`grading`). The spec's MANN sometimes sits on the 50% plateau for the whole budget, depending
+on its initialisation and tasks (measured: 3 to 5 of 16 runs per setting at 4000 steps, and
+no better with larger batches or learning rates), so a check trains up to ATTEMPTS fresh
+models (seeds seed, seed+1, ...) and passes as soon as one reaches the threshold.
 """
 
 from __future__ import annotations
@@ -10,9 +13,22 @@ from dataclasses import dataclass
 
 from autograder.evaluation import Budget
 
-EVAL_TASKS = 2000  # per-task accuracy sd <= 0.5 at N = 2: standard error <= 1.1, ~0.7 points
+EVAL_TASKS = 2000  # per-task accuracy sd <= 0.35 at N = 2: standard error <= 0.8 points
 EVAL_SEED = 20260517  # the meta-test tasks of every grading run
 CHANCE_MARGIN = 0.05  # within this of 1/N, the feedback says "at chance"
+ATTEMPTS = 3  # fresh initialisations per check, stopping at the first that passes
+
+# 4000 steps of 32 tasks, Adam 1e-3: reference meta-test accuracies (2000 tasks), seeds 0-7,
+# measured on an H200 machine's CPU (torch 2.11, 14 runs at a time), first number the
+# grader's tasks, second the reference DataGenerator:
+#   K=1 N=2: 88.8 89.1 | 88.8 50.8 | 89.6 89.3 | 89.0 89.9 | 51.2 50.1 | 86.4 88.6 | 88.3 88.8
+#            | 87.8 74.9
+#   K=2 N=2: 91.4 83.4 | 92.2 90.5 | 71.1 74.9 | 92.6 89.4 | 51.5 50.0 | 91.3 91.7 | 50.1 50.0
+#            | 86.7 52.0
+# An untrained MANN: 50.8% (K=1) and 49.1% (K=2). Runs that escape the plateau reach >= 71.1%;
+# runs that do not stay <= 52.5%. The threshold sits between, 13 points (16 standard errors)
+# above chance, so a chance-level model never passes, and 6 points below the worst escaped run.
+THRESHOLD = 0.65
 
 
 @dataclass(frozen=True)
@@ -22,6 +38,6 @@ class AccuracyCheck:
 
 
 CHECKS = [
-    AccuracyCheck(Budget(num_shots=1, num_classes=2, steps=2000), threshold=0.75),
-    AccuracyCheck(Budget(num_shots=2, num_classes=2, steps=2000), threshold=0.75),
+    AccuracyCheck(Budget(num_shots=1, num_classes=2, steps=4000, batch_size=32), THRESHOLD),
+    AccuracyCheck(Budget(num_shots=2, num_classes=2, steps=4000, batch_size=32), THRESHOLD),
 ]
