@@ -28,7 +28,7 @@ ATTEMPTS = 3  # fresh initialisations per check, stopping at the first that pass
 #   K=2 N=2: 91.4 83.4 | 92.2 90.5 | 71.1 74.9 | 92.6 89.4 | 51.5 50.0 | 91.3 91.7 | 50.1 50.0
 #            | 86.7 52.0
 # An untrained MANN: 50.8% (K=1) and 49.1% (K=2). Runs that escape the plateau reach >= 71.1%;
-# runs that do not stay <= 52.5%. The threshold sits between, 13 points (16 standard errors)
+# runs that do not stay <= 52.5%. The threshold sits between, 15 points (over 16 standard errors)
 # above chance, so a chance-level model never passes, and 6 points below the worst escaped run.
 THRESHOLD = 0.65
 
