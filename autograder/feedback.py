@@ -101,9 +101,9 @@ BUGS = {
         "gradient back to preds; no .item(), .detach(), .numpy() or torch.tensor(...) on it"
     ),
     "accuracy_chance": (
-        "accuracy at chance: the trained model predicts no better than guessing; check that the "
-        "support rows carry their true labels in the input, that the query row is shuffled, "
-        "and that the loss is the query row's cross-entropy"
+        "accuracy at chance: the trained model predicts no better than guessing; check that both "
+        "LSTMs read along each task's sequence (batch_first=True: [B, (K+1)*N, 784+N]), that "
+        "the support rows carry their labels, and that the loss is the query row's cross-entropy"
     ),
     "accuracy_low": (
         "accuracy below the threshold: the model learns, but too little in the grader's budget; "

@@ -10,12 +10,15 @@ class MANN(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         self.num_shots = num_shots
-        self.layer1 = nn.LSTM(784 + num_classes, hidden_dim, batch_first=True)
-        self.layer2 = nn.LSTM(hidden_dim, num_classes, batch_first=True)
+        # BUG: no batch_first=True: each LSTM reads [B, (K+1)*N, D] as [time, batch, D], so
+        # its memory runs across the tasks of a batch instead of along each task's sequence.
+        self.layer1 = nn.LSTM(784 + num_classes, hidden_dim)
+        self.layer2 = nn.LSTM(hidden_dim, num_classes)
 
     def forward(self, images, labels):
         B, K_plus_1, N, D = images.shape
-        model_labels = torch.zeros_like(labels)  # BUG: the support labels are hidden too
+        query_labels = torch.zeros_like(labels[:, -1:])
+        model_labels = torch.cat([labels[:, :-1], query_labels], dim=1)
         sequence = torch.cat([images, model_labels], dim=-1)
         sequence = sequence.reshape(B, K_plus_1 * N, D + N)
         hidden, _ = self.layer1(sequence)
