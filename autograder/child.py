@@ -50,6 +50,16 @@ class CappedStream(_io.TextIOBase):
     def writable(self) -> bool:
         return True
 
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:  # for libraries that ask; such raw writes are capped by RLIMIT_FSIZE
+        return self.target.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
 
 class SubmissionImportError(Exception):
     """One of the submission's files raised (or exited) while being imported."""
@@ -168,7 +178,7 @@ class Harness:
         loss = model.loss_function(preds, labels)
         result = {"type": type(loss).__name__, "requires_grad": False, "value": None}
         try:
-            result["value"] = float(loss)
+            result["value"] = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
         except (TypeError, ValueError, RuntimeError):
             pass
         arrays = {}
