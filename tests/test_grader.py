@@ -351,8 +351,8 @@ def test_a_child_killed_on_timeout_takes_its_whole_process_group(tmp_path):
         "        time.sleep(300)\n"
     )
     session = ChildSession(folder, timeout_scale=1.0)
-    with session, pytest.raises(ChildError, match="did not finish within 20 s"):
-        session.call("forward", "MANN", timeout=20, N=2, K=1, seed=0, pairs=0)
+    with session, pytest.raises(ChildError, match="did not finish within 10 s"):
+        session.call("forward", "MANN", timeout=10, N=2, K=1, seed=0, pairs=0)
     helper = int(pid_file.read_text())
     for _ in range(100):  # SIGKILL is immediate; reaping the orphan by init may take a moment
         if not Path(f"/proc/{helper}").exists() or "Z" in state_of(helper):
