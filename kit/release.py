@@ -1,6 +1,6 @@
 """Generate the student release `assignment/` from the reference `solutions/`.
 
-    python -m kit.release            # write assignment/: the .py stubs, then the notebooks
+    python -m kit.release            # write assignment/: stubs, public checks, notebooks
     python -m kit.release --check    # exit 1 if assignment/ is stale (the tests run this)
 
 Every region between `### BEGIN SOLUTION` and `### END SOLUTION` is replaced by a stub that
@@ -8,6 +8,11 @@ raises `NotImplementedError`, by nbgrader's own `ClearSolutions` preprocessor (t
 `nbgrader generate_assignment` runs on notebooks), applied to each `.py` file as a one-cell
 notebook. The numbered steps in each docstring stay, and tell the student what to build.
 The student notebooks come from `nbgrader generate_assignment` (see `kit.course`).
+
+The autograder's public checks (`autograder/checks/public/`) are copied verbatim into
+`assignment/public_checks/`, so that students hold the checks they can run with
+`python -m autograder grade FOLDER --public`. The hidden checks and thresholds
+(`autograder/checks/hidden/`) are never copied.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from kit.submission import REPO_ROOT, SUBMISSION_FILES
 
 SOURCE = REPO_ROOT / "solutions"
 RELEASE = REPO_ROOT / "assignment"
+PUBLIC_CHECKS = REPO_ROOT / "autograder" / "checks" / "public"
+PUBLIC_CHECK_FILES = ("test_episodes.py", "test_model.py")
 CODE_STUB = (
     "# TODO: follow the numbered steps in the docstring above.\n"
     'raise NotImplementedError("not implemented yet: see the steps in the docstring")'
@@ -54,9 +61,13 @@ def strip_solutions(source: str, name: str = "file") -> str:
     return notebook.cells[0].source.rstrip("\n") + "\n"
 
 
-def released_files(source: Path = SOURCE) -> dict[str, str]:
-    """File name -> the text it must have in the release, generated from `source/`."""
-    return {name: strip_solutions((source / name).read_text(), name) for name in SUBMISSION_FILES}
+def released_files(source: Path = SOURCE, public_checks: Path = PUBLIC_CHECKS) -> dict[str, str]:
+    """Path relative to `assignment/` -> the text it must have there: the stubs generated
+    from `source/` and verbatim copies of the public checks."""
+    files = {name: strip_solutions((source / name).read_text(), name) for name in SUBMISSION_FILES}
+    for name in PUBLIC_CHECK_FILES:
+        files[f"public_checks/{name}"] = (public_checks / name).read_text()
+    return files
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -79,7 +90,7 @@ def stale_files(source: Path = SOURCE, release: Path = RELEASE) -> dict[str, str
                 actual.splitlines(True),
                 expected.splitlines(True),
                 f"{release.name}/{name}",
-                f"generated from {source.name}/{name}",
+                f"generated for {release.name}/{name}",
             )
             stale[name] = "".join(diff)
     return stale

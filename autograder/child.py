@@ -1,0 +1,311 @@
+"""The grader's harness inside the child process: import a submission and serve requests.
+
+Started by `autograder.runner.ChildSession` as `python -I child.py --submission DIR --io DIR`
+in a fresh working folder. It reads one JSON request per line on stdin, runs the submission's
+code, and answers each request with `io/reply-<id>.json` (written atomically) plus `.npy`
+arrays. It imports only the standard library, NumPy, torch and the staged `kit` modules; the
+submission's two files are imported lazily, so that a `models.py` that fails to import costs
+the model checks only.
+
+Letters: B tasks per batch, K shots, N classes, 784 = 28 x 28 pixels.
+
+Nothing this process returns is trusted: the grader checks every array and computes every
+verdict itself. What the submission prints goes to a capped stream, so a flood of debug output
+costs neither time nor points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io as _io
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+OUTPUT_CAP = 64 * 1024  # characters of printed output kept per stream; the rest is counted
+
+
+class CappedStream(_io.TextIOBase):
+    """A text stream that writes its first `cap` characters and only counts the rest."""
+
+    def __init__(self, target, cap: int = OUTPUT_CAP) -> None:
+        self.target, self.cap, self.written, self.dropped = target, cap, 0, 0
+
+    def write(self, text: str) -> int:
+        room = self.cap - self.written
+        if room > 0:
+            self.target.write(text[:room])
+            self.written += min(room, len(text))
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:  # for libraries that ask; such raw writes are capped by RLIMIT_FSIZE
+        return self.target.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
+
+class SubmissionImportError(Exception):
+    """One of the submission's files raised (or exited) while being imported."""
+
+
+class Harness:
+    def __init__(self, submission: Path, io: Path, device: str) -> None:
+        self.submission, self.io, self.device = submission, io, device
+        self.modules: dict[str, object] = {}
+        self.model = None  # the MANN trained by `train`, used by `predict`
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def module(self, stem: str):
+        """Import `<stem>.py` of the submission once; re-raise its import error every time."""
+        if stem not in self.modules:
+            path = self.submission / f"{stem}.py"
+            if not path.is_file():
+                self.modules[stem] = FileNotFoundError(f"the submission has no {stem}.py")
+            else:
+                spec = importlib.util.spec_from_file_location(stem, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[stem] = module
+                try:
+                    spec.loader.exec_module(module)
+                    self.modules[stem] = module
+                except BaseException as error:  # noqa: BLE001 - SystemExit at import too
+                    del sys.modules[stem]
+                    self.modules[stem] = SubmissionImportError(
+                        f"{stem}.py raised at import: {describe(error)}"
+                    )
+        found = self.modules[stem]
+        if isinstance(found, BaseException):
+            raise found
+        return found
+
+    def array(self, request: dict, name: str) -> np.ndarray:
+        return np.load(self.io / request["arrays"][name], allow_pickle=False)
+
+    def shared(self, request: dict, name: str) -> np.ndarray:
+        return np.load(request["params"]["shared"][name], allow_pickle=False, mmap_mode="r")
+
+    def new_model(self, params: dict):
+        import torch
+
+        torch.manual_seed(params["seed"])
+        models = self.module("models")
+        model = models.MANN(params["N"], params["K"], params.get("hidden", 128))
+        return model.to(self.device)
+
+    def tensor(self, array: np.ndarray):
+        import torch
+
+        return torch.from_numpy(np.array(array)).to(self.device)
+
+    # -- operations --------------------------------------------------------------------------
+
+    def op_sample(self, request: dict) -> tuple[dict, dict]:
+        """`count` tasks from each of several DataGenerators, drawn in turn (interleaved).
+
+        Returns arrays images `[G, count, K+1, N, 784]`, labels `[G, count, K+1, N, N]` exactly
+        as `_sample` returned them (dtype included), and the type of the first return.
+        """
+        p = request["params"]
+        images = self.array(request, "images")
+        load_data = self.module("load_data")
+        generators = [load_data.DataGenerator(images, p["N"], p["K"], seed=s) for s in p["seeds"]]
+        tasks = [[] for _ in generators]
+        for _ in range(p["count"]):
+            for generator, drawn in zip(generators, tasks):
+                drawn.append(generator._sample())
+        first = tasks[0][0]
+        kinds = [type(first).__name__] + [type(x).__name__ for x in first]
+        out_images = np.stack([np.stack([np.asarray(t[0]) for t in drawn]) for drawn in tasks])
+        out_labels = np.stack([np.stack([np.asarray(t[1]) for t in drawn]) for drawn in tasks])
+        return {"types": kinds}, {"images": out_images, "labels": out_labels}
+
+    def op_batch(self, request: dict) -> tuple[dict, dict]:
+        """One batch of `task_loader(DataGenerator(...), B)`: whatever the DataLoader yields."""
+        from kit.episodes import task_loader
+
+        p = request["params"]
+        load_data = self.module("load_data")
+        generator = load_data.DataGenerator(self.array(request, "images"), p["N"], p["K"], seed=0)
+        batch = next(iter(task_loader(generator, p["B"], seed=0)))
+        kinds = [type(batch).__name__] + [type(x).__name__ for x in batch]
+        arrays = {"images": _numpy(batch[0]), "labels": _numpy(batch[1])}
+        return {"types": kinds, "length": len(batch)}, arrays
+
+    def op_forward(self, request: dict) -> tuple[dict, dict]:
+        """A fresh MANN (seeded) applied to each input pair; returns preds and the inputs after."""
+        import torch
+
+        p = request["params"]
+        model = self.new_model(p)
+        result, arrays = {"types": []}, {}
+        for i in range(p["pairs"]):
+            images = self.tensor(self.array(request, f"images{i}"))
+            labels = self.tensor(self.array(request, f"labels{i}"))
+            preds = model(images, labels)
+            result["types"].append(type(preds).__name__)
+            if not isinstance(preds, torch.Tensor):
+                raise TypeError(f"MANN.forward returned a {type(preds).__name__}, not a Tensor")
+            arrays[f"preds{i}"] = _numpy(preds)
+            arrays[f"images{i}"] = _numpy(images)
+            arrays[f"labels{i}"] = _numpy(labels)
+        return result, arrays
+
+    def op_loss(self, request: dict) -> tuple[dict, dict]:
+        """`loss_function(preds, labels)` with `preds` requiring grad; its value and gradient."""
+        import torch
+
+        model = self.new_model(request["params"])
+        preds = self.tensor(self.array(request, "preds")).requires_grad_(True)
+        labels = self.tensor(self.array(request, "labels"))
+        loss = model.loss_function(preds, labels)
+        result = {"type": type(loss).__name__, "requires_grad": False, "value": None}
+        try:
+            result["value"] = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
+        except (TypeError, ValueError, RuntimeError):
+            pass
+        arrays = {}
+        if isinstance(loss, torch.Tensor):
+            result["shape"] = list(loss.shape)
+            result["requires_grad"] = bool(loss.requires_grad)
+            if loss.requires_grad and loss.numel() == 1:
+                loss.backward()
+                if preds.grad is not None:
+                    arrays["grad"] = _numpy(preds.grad)
+        return result, arrays
+
+    def op_train(self, request: dict) -> tuple[dict, dict]:
+        """Train a fresh MANN with the kit's `train_step` for `steps` steps.
+
+        sampler "grader": batches given as indices `[S, B, K+1, N]` into the meta-train images
+        `[C*D, 784]` and labels `[S, B, K+1, N, N]`; sampler "student": the submission's own
+        DataGenerator on the meta-train images through the kit's `task_loader`.
+        """
+        import torch
+
+        from kit.train import train_step
+
+        p = request["params"]
+        train_images = self.shared(request, "train_images")  # [C, D, 784]
+        model = self.new_model(p)
+        optimizer = torch.optim.Adam(model.parameters(), lr=p["lr"])
+        if p["sampler"] == "grader":
+            index, all_labels = self.array(request, "index"), self.array(request, "labels")
+            flat = np.asarray(train_images).reshape(-1, train_images.shape[-1])  # [C*D, 784]
+            batches = ((flat[index[s]], all_labels[s]) for s in range(p["steps"]))
+        else:
+            from kit.episodes import task_loader
+
+            load_data = self.module("load_data")
+            generator = load_data.DataGenerator(
+                np.asarray(train_images), p["N"], p["K"], seed=p["seed"]
+            )
+            batches = iter(task_loader(generator, p["batch_size"], seed=p["seed"]))
+        losses = []
+        for _, (images, labels) in zip(range(p["steps"]), batches):
+            images, labels = self.tensor(_numpy(images)), self.tensor(_numpy(labels))
+            losses.append(train_step(model, optimizer, images, labels)[0])
+        self.model = model
+        tail = losses[-50:]
+        return {"steps": len(losses), "final_loss": float(np.mean(tail)) if tail else None}, {}
+
+    def op_predict(self, request: dict) -> tuple[dict, dict]:
+        """Predictions `[T, K+1, N, N]` of the trained MANN, in eval mode and without grad."""
+        import torch
+
+        if self.model is None:
+            raise RuntimeError("predict before train (a grader bug)")
+        images, labels = self.array(request, "images"), self.array(request, "labels")
+        self.model.eval()
+        chunks = []
+        with torch.no_grad():
+            for start in range(0, len(images), 500):
+                preds = self.model(
+                    self.tensor(images[start : start + 500]),
+                    self.tensor(labels[start : start + 500]),
+                )
+                chunks.append(_numpy(preds))
+        return {}, {"preds": np.concatenate(chunks)}
+
+    # -- serving -----------------------------------------------------------------------------
+
+    def serve(self, requests) -> None:
+        for line in requests:
+            request = json.loads(line)
+            reply = {"id": request["id"], "ok": True, "result": {}, "arrays": {}}
+            try:
+                result, arrays = getattr(self, "op_" + request["op"])(request)
+                reply["result"] = result
+                for name, array in arrays.items():
+                    filename = f"out-{request['id']}-{name}.npy"
+                    np.save(self.io / filename, array, allow_pickle=False)
+                    reply["arrays"][name] = filename
+            except BaseException as error:  # noqa: BLE001 - SystemExit in student code too
+                reply = {"id": request["id"], "ok": False, "error": describe(error)}
+                if isinstance(error, SubmissionImportError):
+                    reply["error"], reply["phase"] = str(error), "import"
+            sys.stdout.flush()
+            sys.stderr.flush()
+            tmp = self.io / f"reply-{request['id']}.json.tmp"
+            tmp.write_text(json.dumps(reply))
+            os.replace(tmp, self.io / f"reply-{request['id']}.json")
+
+
+def _numpy(value) -> np.ndarray:
+    """A tensor or array-like as a NumPy array (CPU, detached), dtype kept."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def describe(error: BaseException) -> str:
+    """`TypeName: message (models.py, line 12, in forward)`: the deepest submission frame."""
+    text = f"{type(error).__name__}: {error}".strip()
+    if len(text) > 600:
+        text = text[:600] + " ..."
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if "/submission/" in f.filename]
+    if frames:
+        f = frames[-1]
+        text += f" ({Path(f.filename).name}, line {f.lineno}, in {f.name})"
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="The autograder's child harness (internal).")
+    parser.add_argument("--submission", type=Path, required=True)
+    parser.add_argument("--io", type=Path, required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    requests = sys.stdin
+    sys.stdin = _io.StringIO("")  # the request pipe is the harness's alone
+    sys.stdout, sys.stderr = CappedStream(sys.stdout), CappedStream(sys.stderr)
+    # -I leaves the script's folder off sys.path: add the staged kit, then the submission
+    # (so that `import load_data` inside models.py works).
+    sys.path[:0] = [str(Path(__file__).resolve().parent), str(args.submission)]
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    Harness(args.submission, args.io, args.device).serve(requests)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""The pytest plugin that turns `autograder/checks/` into a grader.
+
+Loaded with `-p autograder.plugin` by `python -m autograder grade`. It adds:
+
+- the option group `autograder` (`--submission`, `--device`, `--seed`, `--threads`,
+  `--timeout-scale`);
+- the markers `points(n)` and `visibility(name)` (registered, so `--strict-markers` holds);
+  every check must carry `points`;
+- a report header with the seed, device, torch version and the data digests;
+- the fixtures `grading` (the options), `child` (a `ChildSession` running the submission) and
+  `splits` (the real Omniglot splits, loaded on first use, grader side only);
+- `Outcomes`: a collector of one record per check (points, visibility, outcome, message).
+  A `ChildError` (the submission raised, hung or exited) fails the check with its message; any
+  other exception is a grader error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from autograder.runner import ISOLATION, ChildError, ChildSession
+
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+
+
+@dataclass
+class Grading:
+    """The resolved options of one grading run."""
+
+    submission: Path
+    device: str
+    seed: int
+    threads: int
+    timeout_scale: float
+    jobs: int
+
+
+@dataclass
+class Record:
+    """The outcome of one check."""
+
+    nodeid: str
+    name: str
+    points: float
+    visibility: str
+    status: str = "not run"  # passed | failed | error (a grader error)
+    message: str = ""
+    seconds: float = 0.0
+    traceback: str = ""  # a grader error's traceback (shown with --verbose)
+
+
+@dataclass(eq=False)  # hashable: pytest keeps plugins in sets
+class Outcomes:
+    """Collects a `Record` per check; pass an instance to `pytest.main(plugins=[...])`."""
+
+    records: dict[str, Record] = field(default_factory=dict)
+    header: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # the child's printed output, excerpts
+    collection_errors: list[str] = field(default_factory=list)
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        self.header = report_header(config)
+        return self.header
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collection_errors.append(f"{report.nodeid}: {report.longreprtext}")
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            points = item.get_closest_marker("points")
+            visibility = item.get_closest_marker("visibility")
+            self.records[item.nodeid] = Record(
+                nodeid=item.nodeid,
+                name=check_name(item),
+                points=float(points.args[0]) if points else 0.0,
+                visibility=visibility.args[0] if visibility else "visible",
+            )
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report = yield
+        record = self.records.get(item.nodeid)
+        if record is None:
+            return report
+        record.seconds += call.duration
+        if call.excinfo is None:
+            if call.when == "call" and record.status == "not run":
+                record.status = "passed"
+                record.message = dict(item.user_properties).get("output", "")
+            return report
+        error = call.excinfo.value
+        if isinstance(error, ChildError):
+            record.status, record.message = "failed", f"{error}"
+        elif isinstance(error, pytest.fail.Exception):
+            record.status, record.message = "failed", str(error.msg)
+        else:
+            record.status = "error"
+            record.message = f"grader error: {call.excinfo.exconly().splitlines()[0]}"
+            record.traceback = report.longreprtext
+        if record.status != "passed":
+            child = item.funcargs.get("child") if hasattr(item, "funcargs") else None
+            if isinstance(child, ChildSession):
+                child.stop()  # the next check starts from a fresh child
+        return report
+
+
+def check_name(item: pytest.Item) -> str:
+    """`test_query_row_is_shuffled[K2-N3]` -> `query row is shuffled [K2-N3]`."""
+    name = getattr(item, "originalname", item.name).removeprefix("test_").replace("_", " ")
+    params = re.search(r"\[(.*)\]$", item.name)
+    return f"{name} [{params.group(1)}]" if params else name
+
+
+def report_header(config: pytest.Config) -> list[str]:
+    import torch
+
+    from data import ARCHIVES, EXPECTED
+
+    grading = options(config)
+    digests = ", ".join(f"{name}:{EXPECTED[name].digest[:12]}" for name in ARCHIVES)
+    return [
+        f"autograder: submission {grading.submission}",
+        (
+            f"seed {grading.seed}, device {grading.device}, torch {torch.__version__}, "
+            f"{grading.threads} child thread(s)"
+        ),
+        f"data digests {digests}",
+        f"isolation: {ISOLATION}",
+    ]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("autograder", "grading a submission")
+    group.addoption("--submission", default=None, help="folder with load_data.py and models.py")
+    group.addoption("--device", default="cpu", choices=("cpu", "cuda"), help="child's device")
+    group.addoption("--seed", type=int, default=0, help="seed of the grader's training")
+    group.addoption("--threads", type=int, default=1, help="torch threads in the child")
+    group.addoption("--timeout-scale", type=float, default=1.0, help="multiplies timeouts")
+    group.addoption("--jobs", type=int, default=2, help="accuracy trainings at a time")
+    group.addoption(
+        "--accuracy-attempts", type=int, default=None, help="fresh models per accuracy check"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "points(n): points a check is worth")
+    config.addinivalue_line(
+        "markers", f"visibility(name): Gradescope visibility, one of {', '.join(VISIBILITIES)}"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        points = item.get_closest_marker("points")
+        visibility = item.get_closest_marker("visibility")
+        if points is None:
+            raise pytest.UsageError(f"{item.nodeid} has no points marker")
+        if visibility is not None and visibility.args[0] not in VISIBILITIES:
+            raise pytest.UsageError(f"{item.nodeid}: unknown visibility {visibility.args[0]!r}")
+
+
+def options(config: pytest.Config) -> Grading:
+    submission = config.getoption("--submission")
+    if submission is None:
+        raise pytest.UsageError("--submission FOLDER is required")
+    return Grading(
+        submission=Path(submission).resolve(),
+        device=config.getoption("--device"),
+        seed=config.getoption("--seed"),
+        threads=config.getoption("--threads"),
+        timeout_scale=config.getoption("--timeout-scale"),
+        jobs=config.getoption("--jobs"),
+    )
+
+
+@pytest.fixture(scope="session")
+def grading(pytestconfig: pytest.Config) -> Grading:
+    """The options of this grading run."""
+    return options(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def child(grading: Grading, pytestconfig: pytest.Config):
+    """A `ChildSession` running the submission; restarted after any failed check."""
+    session = ChildSession(
+        grading.submission,
+        device=grading.device,
+        threads=grading.threads,
+        timeout_scale=grading.timeout_scale,
+    )
+    yield session
+    session.stop()
+    keep_output(pytestconfig, "\n".join(session.outputs))
+
+
+def keep_output(config: pytest.Config, excerpt: str) -> None:
+    """Add an excerpt of what the submission printed to the results' output."""
+    if not excerpt.strip():
+        return
+    for plugin in config.pluginmanager.get_plugins():
+        if isinstance(plugin, Outcomes):
+            plugin.outputs.append(excerpt)
+
+
+@pytest.fixture(scope="session")
+def splits():
+    """The default Omniglot split (grader side only: the child never receives meta-test)."""
+    from data import load_splits
+
+    return load_splits("default", progress=False)

@@ -1,0 +1,342 @@
+"""Run a submission's code in a child process and talk to it through files that cannot execute.
+
+The grader never imports a submission. `ChildSession` starts `autograder/child.py` in a fresh
+process (through `run_child`, the one place that decides how a child is started and confined),
+sends it requests as JSON lines on its stdin, and reads each reply from a JSON file plus `.npy`
+arrays that it loads with `allow_pickle=False`. Every call has a timeout; a child that hangs is
+killed with its whole process group, one that dies or raises is reported as a `ChildError`
+whose message is written for the student, and the next call starts a fresh child.
+
+The child's stdout and stderr go to files (never to pipes that could fill and stall it); the
+grader reads only their head and tail (`output_excerpt`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+
+from kit.submission import SUBMISSION_FILES
+
+AUTOGRADER = Path(__file__).resolve().parent
+REPO_ROOT = AUTOGRADER.parent
+CHILD_SCRIPT = AUTOGRADER / "child.py"
+# The kit modules the child's harness imports (`train_step`, `task_loader`): staged next to it,
+# so the child's sys.path holds neither the repository nor the data package.
+STAGED_KIT_FILES = ("__init__.py", "episodes.py", "submission.py", "train.py")
+
+ISOLATION = "subprocess: new session, resource limits, clean environment, fresh working folder"
+ARRAY_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.npy$")
+MAX_ARRAY_BYTES = 1 << 30  # a reply array larger than this is refused, not loaded
+OUTPUT_HEAD, OUTPUT_TAIL = 2000, 2000  # characters of the child's output kept for feedback
+
+
+class ChildError(Exception):
+    """The submission failed a call: it raised, hung, exited or returned something unreadable.
+
+    The message is feedback for the student; the check that made the call loses its points.
+    """
+
+
+@dataclass(frozen=True)
+class ChildLimits:
+    """Resource limits of a child process (see `run_child`)."""
+
+    cpu_seconds: int = 3600  # a whole grading of the reference uses a few minutes
+    address_space_bytes: int | None = 32 << 30  # torch on CPU maps ~2 GiB; None for CUDA
+    file_size_bytes: int = 1 << 30  # largest file it may write (predictions are kilobytes)
+    processes: int = 4096  # threads count too; generous, it only stops fork bombs
+
+
+def _apply_limits(limits: ChildLimits) -> None:
+    """`preexec_fn` of the child: lower its resource limits (never above the current hard ones)."""
+    wanted = {
+        resource.RLIMIT_CPU: limits.cpu_seconds,
+        resource.RLIMIT_FSIZE: limits.file_size_bytes,
+        resource.RLIMIT_NPROC: limits.processes,
+    }
+    if limits.address_space_bytes is not None:
+        wanted[resource.RLIMIT_AS] = limits.address_space_bytes
+    for which, value in wanted.items():
+        _, hard = resource.getrlimit(which)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(which, (value, hard))
+
+
+def run_child(
+    argv: list[str], workdir: Path, env: dict[str, str], limits: ChildLimits
+) -> subprocess.Popen:
+    """Start untrusted code: the ONE place that decides how a child process is confined.
+
+    The child gets its own session (so that `kill_child` ends it and everything it started),
+    the resource limits of `limits`, the environment `env` and nothing else, `workdir` as its
+    working folder, stdin as the request pipe, and `workdir/stdout.txt` / `stderr.txt` as its
+    output. A stronger sandbox (bubblewrap: no network, read-only file system, the repository
+    hidden) belongs here, wrapped around `argv`.
+    """
+    with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
+        return subprocess.Popen(
+            argv,
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            # Only setrlimit runs between fork and exec: safe even with threads around.
+            preexec_fn=lambda: _apply_limits(limits),  # noqa: PLW1509
+            close_fds=True,
+        )
+
+
+def kill_child(process: subprocess.Popen) -> None:
+    """Kill the child and every process in its session, then reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def output_excerpt(path: Path, head: int = OUTPUT_HEAD, tail: int = OUTPUT_TAIL) -> str:
+    """The head and tail of a (possibly huge) output file, with the middle elided."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as file:
+            if size <= head + tail:
+                return file.read().decode("utf-8", "replace")
+            first = file.read(head).decode("utf-8", "replace")
+            file.seek(size - tail)
+            last = file.read(tail).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return f"{first}\n[... {size - head - tail} bytes of output left out ...]\n{last}"
+
+
+@dataclass
+class Reply:
+    """What a child returned for one request: JSON values and arrays."""
+
+    result: dict
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class ChildSession:
+    """One child process serving a submission, restarted on demand after a failure.
+
+    Args:
+        submission: the folder holding `load_data.py` and `models.py` (only those are copied).
+        device: `cpu` or `cuda`, where the child puts the MANN.
+        threads: torch CPU threads in the child.
+        timeout_scale: multiplies every call's timeout (slow machines, debugging).
+        shared_arrays: name -> path of read-only `.npy` inputs the child may open (meta-train
+            images); never the meta-test images.
+    """
+
+    def __init__(
+        self,
+        submission: Path,
+        device: str = "cpu",
+        threads: int = 1,
+        timeout_scale: float = 1.0,
+        shared_arrays: dict[str, Path] | None = None,
+    ) -> None:
+        self.submission = Path(submission)
+        self.device = device
+        self.threads = threads
+        self.timeout_scale = timeout_scale
+        self.shared_arrays = dict(shared_arrays or {})
+        self.process: subprocess.Popen | None = None
+        self.workdir: Path | None = None
+        self.outputs: list[str] = []  # excerpts of the output of finished children
+        self._next_id = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start a fresh child in a fresh working folder."""
+        self.stop()
+        self.workdir = Path(tempfile.mkdtemp(prefix="autograder-child-"))
+        (self.workdir / "submission").mkdir()
+        for name in SUBMISSION_FILES:  # nothing else of the submission folder is read
+            if (self.submission / name).is_file():
+                shutil.copyfile(self.submission / name, self.workdir / "submission" / name)
+        harness = self.workdir / "harness"
+        (harness / "kit").mkdir(parents=True)
+        shutil.copyfile(CHILD_SCRIPT, harness / "child.py")
+        for name in STAGED_KIT_FILES:
+            shutil.copyfile(REPO_ROOT / "kit" / name, harness / "kit" / name)
+        (self.workdir / "io").mkdir()
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(self.workdir),
+            "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "OMP_NUM_THREADS": str(self.threads),
+            "MKL_NUM_THREADS": str(self.threads),
+            "MPLCONFIGDIR": str(self.workdir / "mpl"),
+        }
+        argv = [
+            sys.executable,
+            "-I",  # isolated: no PYTHON* variables, no user site, no cwd on sys.path
+            str(harness / "child.py"),
+            "--submission",
+            str(self.workdir / "submission"),
+            "--io",
+            str(self.workdir / "io"),
+            "--device",
+            self.device,
+            "--threads",
+            str(self.threads),
+        ]
+        limits = ChildLimits(address_space_bytes=None if self.device == "cuda" else 32 << 30)
+        self.process = run_child(argv, self.workdir, env, limits)
+
+    def stop(self) -> None:
+        """Kill the child (if any), keep an excerpt of its output, and remove its folder."""
+        if self.process is not None:
+            kill_child(self.process)
+            self.process = None
+        if self.workdir is not None:
+            excerpt = self.output()
+            if excerpt.strip():
+                self.outputs.append(excerpt)
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def output(self) -> str:
+        """Head and tail of what the current child printed (stdout, then stderr)."""
+        if self.workdir is None:
+            return ""
+        parts = []
+        for stream in ("stdout", "stderr"):
+            text = output_excerpt(self.workdir / f"{stream}.txt")
+            if text.strip():
+                parts.append(f"--- {stream} ---\n{text.rstrip()}")
+        return "\n".join(parts)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def call(
+        self,
+        op: str,
+        what: str,
+        timeout: float = 60.0,
+        arrays: dict[str, np.ndarray] | None = None,
+        **params,
+    ) -> Reply:
+        """Ask the child to run `op` and wait for its reply.
+
+        Args:
+            op: the harness operation (see `child.py`).
+            what: the submission code the call runs, for messages ("DataGenerator._sample").
+            timeout: seconds (times `timeout_scale`) before the child is killed.
+            arrays: inputs, saved as `.npy` in the child's folder.
+            params: JSON-serialisable parameters.
+
+        Raises:
+            ChildError: the submission raised, hung, exited, or replied with unreadable arrays.
+        """
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+        io = self.workdir / "io"
+        self._next_id += 1
+        request_id = self._next_id
+        names = {}
+        for name, array in (arrays or {}).items():
+            names[name] = f"in-{request_id}-{name}.npy"
+            np.save(io / names[name], np.ascontiguousarray(array), allow_pickle=False)
+        params = dict(params, shared={k: str(v) for k, v in self.shared_arrays.items()})
+        request = {"id": request_id, "op": op, "params": params, "arrays": names}
+        try:
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the child is gone: the wait below reports how it ended
+        reply = self._wait(io / f"reply-{request_id}.json", what, timeout * self.timeout_scale)
+        for name in names.values():
+            (io / name).unlink(missing_ok=True)
+        if not reply.get("ok"):
+            if reply.get("phase") == "import":
+                raise ChildError(
+                    f"{reply.get('error')}; so {what} could not run: fix the error at module "
+                    "level (top-level code runs when the file is imported)"
+                )
+            raise ChildError(f"{what} raised {reply.get('error', 'an error')}")
+        return Reply(reply.get("result", {}), self._load_arrays(io, reply.get("arrays", {}), what))
+
+    def _wait(self, path: Path, what: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            if path.is_file() and not path.is_symlink():
+                try:
+                    return json.loads(path.read_text())
+                except (OSError, ValueError) as error:
+                    self.stop()
+                    raise ChildError(f"the reply to {what} could not be read ({error})") from None
+            if self.process.poll() is not None:
+                code = self.process.returncode
+                stderr = output_excerpt(self.workdir / "stderr.txt", 0, 1500).strip()
+                self.stop()
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                if code == -signal.SIGXCPU:
+                    how += " (CPU time limit)"
+                detail = f"; the end of its stderr:\n{stderr}" if stderr else ""
+                raise ChildError(
+                    f"the process running {what} {how} (sys.exit, os._exit or a crash in your "
+                    f"code?){detail}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ChildError(
+                    f"{what} did not finish within {timeout:.0f} s and was stopped: look for an "
+                    "infinite loop (a `while` that never ends, an iterator that never yields) or "
+                    "work far slower than the reference's"
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.05)
+
+    def _load_arrays(self, io: Path, names: dict, what: str) -> dict[str, np.ndarray]:
+        arrays = {}
+        for key, name in names.items():
+            path = io / str(name)
+            ok = (
+                isinstance(name, str)
+                and ARRAY_NAME.match(name)
+                and path.is_file()
+                and not path.is_symlink()
+                and path.stat().st_size <= MAX_ARRAY_BYTES
+            )
+            if not ok:
+                raise ChildError(f"{what} returned an array the grader cannot read ({name!r})")
+            try:
+                arrays[key] = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as error:
+                raise ChildError(f"{what} returned an unreadable array ({error})") from None
+            finally:
+                path.unlink(missing_ok=True)
+        return arrays
