@@ -77,7 +77,7 @@ PUBLISHED_LAKE_ERROR = {  # % error on the 20 runs of Lake et al. 2015
     "Bayesian Program Learning (Lake et al. 2015)": 3.3,
     "Siamese convnet (Koch et al. 2015)": 8.0,
 }
-CPU_IMAGES_PER_STEP = 500  # auto batch size: B = this / ((K+1)*N) tasks per step
+CPU_IMAGES_PER_STEP = 200  # auto batch size: B = this / ((K+1)*N) tasks per step
 GPU_IMAGES_PER_STEP = 3200
 CPU_EVAL_IMAGES = 2000  # images per evaluation batch (memory, not speed, sets these)
 GPU_EVAL_IMAGES = 40000
@@ -319,7 +319,7 @@ def format_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None) -> tuple[Options, Path, Path | None]:
+def parse_args(argv: list[str] | None) -> tuple[Options, Path, list[Path] | None]:
     parser = argparse.ArgumentParser(
         prog="python -m learners.benchmark",
         description="Train and compare the kit's black-box learners and the fine-tuning "
@@ -409,8 +409,10 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path, Path | None]:
     add(
         "--table",
         metavar="JSON",
+        nargs="+",
         default=None,
-        help="only print the Markdown table of a results file (default: off)",
+        help="only print the Markdown table of one or more results files, later files "
+        "winning for the same learner and setting (default: off)",
     )
     add("--no-progress", action="store_true", help="no progress bars (default: off)")
     args = parser.parse_args(argv)
@@ -454,7 +456,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path, Path | None]:
     out = Path(
         args.out or ("results/benchmark-quick.json" if args.quick else "results/benchmark.json")
     )
-    return options, out, Path(args.table) if args.table else None
+    return options, out, [Path(path) for path in args.table] if args.table else None
 
 
 def run_benchmark(options: Options, out: Path) -> list[dict]:
@@ -487,9 +489,13 @@ def main(argv: list[str] | None = None) -> int:
     options, out, table = parse_args(argv)
     try:
         if table is not None:
-            if not table.is_file():
-                raise FileNotFoundError(f"{table} does not exist: run the benchmark first")
-            print(format_table(load_results(table)))
+            runs: list[dict] = []
+            for path in table:
+                if not path.is_file():
+                    raise FileNotFoundError(f"{path} does not exist: run the benchmark first")
+                for entry in load_results(path):
+                    runs = merge(runs, entry)
+            print(format_table(runs))
             return 0
         printable = {
             k: str(v) if isinstance(v, torch.device) else v for k, v in vars(options).items()

@@ -111,11 +111,12 @@ def test_rotations_add_three_rotated_copies_of_every_character():
 
 # Budgets that take each learner well past chance on 5-way 1-shot (measured: CNP 61% after 100
 # steps, attention ~80% after 250 steps at lr 3e-4, fine-tuning 77% after 150 pretraining steps
-# against 49% untrained; ConvMANN learns slowest, on 2-way).
+# against 49% untrained; ConvMANN learns slowest: on 2-way, it leaves 50% near step 300 and
+# reaches ~80% by step 400).
 META_BUDGETS = {  # name: (N, steps, learning rate, accuracy to beat)
     "cnp": (5, 120, 1e-3, 0.40),
     "attention": (5, 250, 3e-4, 0.45),
-    "conv_mann": (2, 400, 1e-3, 0.65),
+    "conv_mann": (2, 500, 1e-3, 0.6),
 }
 
 
@@ -213,7 +214,14 @@ def test_quick_benchmark_runs_end_to_end_and_prints_the_table(tmp_path, splits, 
     assert main(["--table", str(out)]) == 0
     table = capsys.readouterr().out
     assert "not measured yet" in table and "99.07" in table and "8.0%" in table
-    assert table == format_table(runs)
+    assert table.strip() == format_table(runs)
+    # Several files make one table; a later file wins for the same learner and setting.
+    later = dict(runs[0], accuracy=0.5, error_rate=0.5, date="later")
+    (tmp_path / "later.json").write_text(json.dumps({"runs": [later]}))
+    assert main(["--table", str(out), str(tmp_path / "later.json")]) == 0
+    merged = capsys.readouterr().out
+    row = f"| {later['learner']}{' (quick)' if later['quick'] else ''} | {later['task']} |"
+    assert "| later |" in merged and merged.count(row) == table.count(row) == 1
 
 
 def run_benchmark_command(*args: str) -> subprocess.CompletedProcess:
