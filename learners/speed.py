@@ -142,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results[name] = round(rate, 2)
         print(f"{name}: {results[name]} steps/s", flush=True)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        if args.out:  # after every variant: a time limit that cuts the next keeps these
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 
