@@ -18,6 +18,7 @@ from .omniglot import (
     build_cache,
     cache_dir,
     load_omniglot,
+    process_png,
     verify_archive,
 )
 from .splits import SPLIT_SEED, SPLITS, Split, load_splits, split_names
@@ -37,6 +38,7 @@ __all__ = [
     "cache_dir",
     "load_omniglot",
     "load_splits",
+    "process_png",
     "split_names",
     "verify_archive",
 ]

@@ -344,6 +344,13 @@ def _decode(png: bytes) -> np.ndarray:
     return 255 - np.asarray(small, dtype=np.uint8).reshape(-1)  # [784]
 
 
+def process_png(png: bytes) -> np.ndarray:
+    """One PNG file's bytes -> float32 `[784]` in [0, 1], ink 1.0: exactly the values
+    `load_omniglot` holds for a drawing (the cached uint8 divided by 255). For images from
+    outside the two archives, such as Lake's one-shot challenge runs."""
+    return _decode(png).astype(np.float32) / 255.0  # [784]
+
+
 def build_cache(
     cache: str | os.PathLike | None = None,
     *,
