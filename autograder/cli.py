@@ -190,6 +190,8 @@ def grade(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from autograder import batch
+
     parser = argparse.ArgumentParser(
         prog="python -m autograder",
         description="Grade a homework submission (a folder holding load_data.py and models.py).",
@@ -254,10 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
         "setting, 3)",
     )
     g.add_argument("--verbose", action="store_true", help="show pytest's own output (default: off)")
+    batch.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from autograder import batch
+
     args = build_parser().parse_args(argv)
     if (
         args.threads < 1
@@ -271,7 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     try:
+        if args.command == "grade-all":
+            return batch.grade_all(args)
         return grade(args)
+    except KeyboardInterrupt:
+        print("error: interrupted; finished results are kept, rerun to resume", file=sys.stderr)
+        return 1
     except GradingError as error:
         print(f"error: could not grade: {error}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ grader reads only their head and tail (`output_excerpt`).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -42,6 +43,14 @@ ISOLATION = "subprocess: new session, resource limits, clean environment, fresh 
 ARRAY_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.npy$")
 MAX_ARRAY_BYTES = 1 << 30  # a reply array larger than this is refused, not loaded
 OUTPUT_HEAD, OUTPUT_TAIL = 2000, 2000  # characters of the child's output kept for feedback
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: only the call runs after fork
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` part: the kernel kills this process (SIGKILL) when its parent dies, so a
+    grader killed midway leaves no child running (a batch rerun must not race an orphan)."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class ChildError(Exception):
@@ -63,6 +72,7 @@ class ChildLimits:
 
 def _apply_limits(limits: ChildLimits) -> None:
     """`preexec_fn` of the child: lower its resource limits (never above the current hard ones)."""
+    die_with_parent()
     wanted = {
         resource.RLIMIT_CPU: limits.cpu_seconds,
         resource.RLIMIT_FSIZE: limits.file_size_bytes,
