@@ -190,7 +190,7 @@ def grade(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from autograder import batch
+    from autograder import batch, gradescope
 
     parser = argparse.ArgumentParser(
         prog="python -m autograder",
@@ -257,14 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--verbose", action="store_true", help="show pytest's own output (default: off)")
     batch.add_parser(commands)
+    gradescope.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from autograder import batch
+    from autograder import batch, gradescope
 
     args = build_parser().parse_args(argv)
-    if (
+    if args.command in ("grade", "grade-all") and (
         args.threads < 1
         or args.jobs < 1
         or args.timeout_scale <= 0
@@ -278,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "grade-all":
             return batch.grade_all(args)
+        if args.command == "gradescope":
+            return gradescope.build(args)
         return grade(args)
     except KeyboardInterrupt:
         print("error: interrupted; finished results are kept, rerun to resume", file=sys.stderr)

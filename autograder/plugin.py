@@ -70,7 +70,11 @@ class Outcomes:
         if report.failed:
             self.collection_errors.append(f"{report.nodeid}: {report.longreprtext}")
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        if not self.header:  # pytest skips `pytest_report_header` under -q
+            self.header = report_header(config)
         for item in items:
             points = item.get_closest_marker("points")
             visibility = item.get_closest_marker("visibility")
