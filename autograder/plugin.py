@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.runner import ISOLATION, ChildError, ChildSession
+from autograder.runner import ChildError, ChildSession, isolation
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 
@@ -134,7 +134,7 @@ def report_header(config: pytest.Config) -> list[str]:
             f"{grading.threads} child thread(s)"
         ),
         f"data digests {digests}",
-        f"isolation: {ISOLATION}",
+        f"isolation: {isolation()}",
     ]
 
 

@@ -14,6 +14,7 @@ grader reads only their head and tail (`output_excerpt`).
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
 import re
@@ -39,7 +40,14 @@ CHILD_SCRIPT = AUTOGRADER / "child.py"
 # so the child's sys.path holds neither the repository nor the data package.
 STAGED_KIT_FILES = ("__init__.py", "episodes.py", "submission.py", "train.py")
 
-ISOLATION = "subprocess: new session, resource limits, clean environment, fresh working folder"
+RLIMIT_MODE = "subprocess: new session, resource limits, clean environment, fresh working folder"
+SANDBOX_MODE = (
+    "bubblewrap sandbox: user namespace (uid 65534, no capabilities), no network, own PID and "
+    "IPC namespaces, only the system folders and the Python installation visible (read-only), "
+    "a fresh /tmp, writable only its working folder; plus " + RLIMIT_MODE
+)
+SANDBOX_SWITCH = "AUTOGRADER_SANDBOX"  # "none": the plain rlimit subprocess even with bwrap
+SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc")
 ARRAY_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.npy$")
 MAX_ARRAY_BYTES = 1 << 30  # a reply array larger than this is refused, not loaded
 OUTPUT_HEAD, OUTPUT_TAIL = 2000, 2000  # characters of the child's output kept for feedback
@@ -86,17 +94,72 @@ def _apply_limits(limits: ChildLimits) -> None:
         resource.setrlimit(which, (value, hard))
 
 
+def bwrap_argv(workdir: Path, readable: list[Path]) -> list[str]:
+    """The bubblewrap command line that confines a child (to prefix its argv).
+
+    Only the system folders, the Python installation (`sys.prefix`, `sys.base_prefix`) and
+    `readable` are visible, read-only; `workdir` is the one writable folder. So the repository
+    (the hidden checks and thresholds), the Omniglot archives and cache (meta-test images),
+    home folders and the grader's results are not there at all, wherever they live.
+    """
+    argv = ["bwrap", "--unshare-user", "--uid", "65534", "--gid", "65534"]
+    argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    for folder in SYSTEM_FOLDERS:
+        if os.path.islink(folder):  # merged /usr: /lib -> usr/lib
+            argv += ["--symlink", os.readlink(folder), folder]
+        elif os.path.isdir(folder):
+            argv += ["--ro-bind", folder, folder]
+    argv += ["--dev", "/dev", "--tmpfs", "/dev/shm", "--proc", "/proc", "--tmpfs", "/tmp"]
+    python = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent.parent}
+    for folder in sorted({*python, *(p.resolve() for p in python)}):
+        if not any(str(folder).startswith(system + "/") for system in SYSTEM_FOLDERS):
+            argv += ["--ro-bind", str(folder), str(folder)]
+    for path in readable:
+        argv += ["--ro-bind", str(path), str(path)]
+    argv += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir), "--"]
+    return argv
+
+
+@functools.cache
+def sandbox_available() -> bool:
+    """Whether bubblewrap is installed and can start a confined Python here (checked once)."""
+    if os.environ.get(SANDBOX_SWITCH, "") == "none" or shutil.which("bwrap") is None:
+        return False
+    with tempfile.TemporaryDirectory(prefix="autograder-probe-") as folder:
+        probe = bwrap_argv(Path(folder), []) + [sys.executable, "-I", "-c", "import numpy"]
+        try:
+            done = subprocess.run(probe, capture_output=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+    return done.returncode == 0
+
+
+def isolation() -> str:
+    """How children are confined on this machine (for the report header and results.json)."""
+    if sandbox_available():
+        return SANDBOX_MODE
+    return RLIMIT_MODE + " (bubblewrap not available: the child can read what the grader can)"
+
+
 def run_child(
-    argv: list[str], workdir: Path, env: dict[str, str], limits: ChildLimits
+    argv: list[str],
+    workdir: Path,
+    env: dict[str, str],
+    limits: ChildLimits,
+    readable: list[Path] | None = None,
 ) -> subprocess.Popen:
     """Start untrusted code: the ONE place that decides how a child process is confined.
 
     The child gets its own session (so that `kill_child` ends it and everything it started),
     the resource limits of `limits`, the environment `env` and nothing else, `workdir` as its
     working folder, stdin as the request pipe, and `workdir/stdout.txt` / `stderr.txt` as its
-    output. A stronger sandbox (bubblewrap: no network, read-only file system, the repository
-    hidden) belongs here, wrapped around `argv`.
+    output. Where bubblewrap works (`sandbox_available`), it also runs in the sandbox of
+    `bwrap_argv`, seeing only `workdir` (writable), `readable` and the Python installation;
+    otherwise it runs as a plain subprocess (`isolation()` says which).
     """
+    if sandbox_available():
+        argv = bwrap_argv(workdir, list(readable or [])) + argv
     with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
         return subprocess.Popen(
             argv,
@@ -106,7 +169,7 @@ def run_child(
             stdout=out,
             stderr=err,
             start_new_session=True,
-            # Only setrlimit runs between fork and exec: safe even with threads around.
+            # Only setrlimit and prctl run between fork and exec: safe even with threads.
             preexec_fn=lambda: _apply_limits(limits),  # noqa: PLW1509
             close_fds=True,
         )
@@ -175,6 +238,7 @@ class ChildSession:
         self.process: subprocess.Popen | None = None
         self.workdir: Path | None = None
         self.outputs: list[str] = []  # excerpts of the output of finished children
+        self.started_with: dict[str, Path] = {}  # the shared arrays the child can see
         self._next_id = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -217,7 +281,9 @@ class ChildSession:
             str(self.threads),
         ]
         limits = ChildLimits(address_space_bytes=None if self.device == "cuda" else 32 << 30)
-        self.process = run_child(argv, self.workdir, env, limits)
+        self.started_with = dict(self.shared_arrays)
+        readable = [Path(p).resolve() for p in self.shared_arrays.values()]
+        self.process = run_child(argv, self.workdir, env, limits, readable)
 
     def stop(self) -> None:
         """Kill the child (if any), keep an excerpt of its output, and remove its folder."""
@@ -270,7 +336,11 @@ class ChildSession:
         Raises:
             ChildError: the submission raised, hung, exited, or replied with unreadable arrays.
         """
-        if self.process is None or self.process.poll() is not None:
+        if (
+            self.process is None
+            or self.process.poll() is not None
+            or self.started_with != self.shared_arrays  # a new input must be made visible
+        ):
             self.start()
         io = self.workdir / "io"
         self._next_id += 1
@@ -310,6 +380,8 @@ class ChildSession:
                     raise ChildError(f"the reply to {what} could not be read ({error})") from None
             if self.process.poll() is not None:
                 code = self.process.returncode
+                if sandbox_available() and 128 < code <= 128 + 64:
+                    code = 128 - code  # bwrap reports a signal death as exit code 128 + signal
                 stderr = output_excerpt(self.workdir / "stderr.txt", 0, 1500).strip()
                 self.stop()
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
