@@ -73,9 +73,12 @@ class ChildLimits:
     """Resource limits of a child process (see `run_child`)."""
 
     cpu_seconds: int = 3600  # a whole grading of the reference uses a few minutes
-    address_space_bytes: int | None = 32 << 30  # torch on CPU maps ~2 GiB; None for CUDA
-    file_size_bytes: int = 1 << 30  # largest file it may write (predictions are kilobytes)
+    # A grading child maps ~0.8 GiB (measured: 760 MiB virtual while training); None for CUDA,
+    # whose driver maps far more address space than it uses.
+    address_space_bytes: int | None = 4 << 30
+    file_size_bytes: int = 256 << 20  # largest file it may write (predictions are kilobytes)
     processes: int = 4096  # threads count too; generous, it only stops fork bombs
+    open_files: int = 1024  # file descriptors (DataLoader workers share memory through some)
 
 
 def _apply_limits(limits: ChildLimits) -> None:
@@ -85,6 +88,7 @@ def _apply_limits(limits: ChildLimits) -> None:
         resource.RLIMIT_CPU: limits.cpu_seconds,
         resource.RLIMIT_FSIZE: limits.file_size_bytes,
         resource.RLIMIT_NPROC: limits.processes,
+        resource.RLIMIT_NOFILE: limits.open_files,
     }
     if limits.address_space_bytes is not None:
         wanted[resource.RLIMIT_AS] = limits.address_space_bytes
@@ -280,7 +284,7 @@ class ChildSession:
             "--threads",
             str(self.threads),
         ]
-        limits = ChildLimits(address_space_bytes=None if self.device == "cuda" else 32 << 30)
+        limits = ChildLimits() if self.device != "cuda" else ChildLimits(address_space_bytes=None)
         self.started_with = dict(self.shared_arrays)
         readable = [Path(p).resolve() for p in self.shared_arrays.values()]
         self.process = run_child(argv, self.workdir, env, limits, readable)
@@ -387,6 +391,8 @@ class ChildSession:
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
                 if code == -signal.SIGXCPU:
                     how += " (CPU time limit)"
+                elif code == -signal.SIGXFSZ:
+                    how += " (file size limit: it wrote a file over 256 MiB)"
                 detail = f"; the end of its stderr:\n{stderr}" if stderr else ""
                 raise ChildError(
                     f"the process running {what} {how} (sys.exit, os._exit or a crash in your "

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from autograder import runner
+
 from .conftest import omniglot_source
 
 REPO = Path(__file__).resolve().parent.parent
@@ -221,3 +223,203 @@ def test_the_gradescope_package_writes_results_for_a_broken_submission(gradescop
     results = run_autograder(gradescope_source, tmp_path / "bare", broken, python="/nonexistent")
     assert results["score"] == 0 and results["tests"] == []
     assert results["output"].startswith("NOT GRADED (grader error)")
+
+
+# -- hostile submissions ---------------------------------------------------------------------
+#
+# Each is a base submission (the reference, the stubs or a corpus bug) with hostile code put at
+# the top of a file (runs at import), at its end (usually replacing a method), or shipped as an
+# extra file. They are graded in one `grade-all` run with HOSTILE_ONLY; none may score above
+# its base, every one gets a valid results.json.
+HOSTILE_ONLY = "same_seed or loss_equals or (documented_shape and K1)"  # 2 + 2 + 2 points
+STUBS, REFERENCE = REPO / "assignment", REPO / "solutions"
+CHEAT = """
+import atexit, json, os
+FAKE = json.dumps({"score": 999, "execution_time": 0, "output": "", "tests": []})
+def plant():
+    for folder in {os.getcwd(), os.path.expanduser("~"), "/tmp", "/autograder/results",
+                   os.path.dirname(os.path.abspath(__file__)), REPO, REPO + "/results"}:
+        for parent in (folder, os.path.dirname(folder)):
+            try:
+                with open(os.path.join(parent, "results.json"), "w") as f:
+                    f.write(FAKE)
+            except OSError:
+                pass
+plant()
+atexit.register(plant)
+"""
+SNOOP = """
+import glob, os
+for pattern in (REPO + "/autograder/checks/hidden/thresholds.py", REPO + "/cache/*/*.npz",
+                os.environ.get("OMNIGLOT_SOURCE", "/nonexistent") + "/images_evaluation.zip",
+                "/proc/1/cwd/autograder/checks/hidden/thresholds.py",
+                "/proc/*/cwd/autograder/checks/hidden/thresholds.py"):
+    for path in glob.glob(pattern):
+        try:
+            with open(path, "rb") as f:
+                print("LEAKED", path, len(f.read(100)), flush=True)
+        except OSError:
+            pass
+"""
+PATCH = """
+import numpy, torch, torch.nn.functional as F
+numpy.array_equal = numpy.allclose = lambda *a, **k: True
+torch.equal = torch.allclose = lambda *a, **k: True
+torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)
+F.cross_entropy = lambda *a, **k: torch.zeros((), requires_grad=True)
+import builtins
+_import = builtins.__import__
+def _spy(name, *args, **kwargs):
+    module = _import(name, *args, **kwargs)
+    if name.startswith("kit"):
+        module.train_step = lambda *a, **k: (0.0, 1.0)
+    return module
+builtins.__import__ = _spy
+"""
+ALWAYS_EQUAL = """
+class Equal:
+    def __eq__(self, other):
+        return True
+    __hash__ = object.__hash__
+DataGenerator._sample = lambda self: (Equal(), Equal())
+"""
+NAN = """
+def _forward(self, images, labels):
+    B, K1, N = labels.shape[:3]
+    return torch.full((B, K1, N, N), float("nan"), dtype=torch.float64)
+MANN.forward = _forward
+"""
+
+
+def forward_doing(code: str) -> str:
+    return f"def _forward(self, images, labels):\n{code}\nMANN.forward = _forward\n"
+
+
+HOSTILE: dict[str, tuple[Path, dict[str, str], dict[str, str], dict[str, str]]] = {
+    # name: (base, {file: code at its top}, {file: code at its end}, {extra file: text})
+    "loop_at_import": (REFERENCE, {"load_data.py": "while True:\n    pass\n"}, {}, {}),
+    "loop_in_forward": (REFERENCE, {}, {"models.py": forward_doing("    while True: pass")}, {}),
+    "memory_bomb": (
+        REFERENCE,
+        {},
+        {"models.py": forward_doing("    hog = [bytearray(1 << 30) for _ in range(64)]")},
+        {},
+    ),
+    "huge_file": (
+        REFERENCE,
+        {},
+        {
+            "models.py": forward_doing(
+                "    with open('big', 'wb') as f:\n        while True: f.write(b'x' * (1 << 20))"
+            )
+        },
+        {},
+    ),
+    "segfault": (
+        REFERENCE,
+        {},
+        {"models.py": forward_doing("    import ctypes; ctypes.string_at(0)")},
+        {},
+    ),
+    "sys_exit_at_import": (REFERENCE, {"models.py": "import sys\nsys.exit(0)\n"}, {}, {}),
+    "os_exit_at_import": (REFERENCE, {"load_data.py": "import os\nos._exit(0)\n"}, {}, {}),
+    "sys_exit_in_loss": (
+        REFERENCE,
+        {},
+        {"models.py": "import sys\nMANN.loss_function = lambda self, p, l: sys.exit(0)\n"},
+        {},
+    ),
+    "os_exit_in_forward": (
+        REFERENCE,
+        {},
+        {"models.py": forward_doing("    import os; os._exit(0)")},
+        {},
+    ),
+    "fake_results_atexit": (STUBS, {"models.py": CHEAT, "load_data.py": CHEAT}, {}, {}),
+    "monkeypatching": (CORPUS / "loss_all_rows", {"models.py": PATCH}, {}, {}),
+    "reads_secrets": (STUBS, {"models.py": SNOOP}, {}, {}),
+    "always_equal": (STUBS, {}, {"load_data.py": ALWAYS_EQUAL}, {}),
+    "nan_float64_logits": (REFERENCE, {}, {"models.py": NAN}, {}),
+    "conftest_and_sitecustomize": (
+        STUBS,
+        {},
+        {},
+        {
+            "conftest.py": "import pytest\n"
+            "@pytest.hookimpl(tryfirst=True)\n"
+            "def pytest_runtest_call(item):\n"
+            "    raise SystemExit(0)\n",
+            "sitecustomize.py": CHEAT,
+        },
+    ),
+}
+# Scores out of 6 under HOSTILE_ONLY (measured; the base's own score is the upper bound).
+EXPECTED_HOSTILE = {
+    "loop_at_import": 4,  # loses the sampling check (a 15 s timeout), keeps the model's two
+    "loop_in_forward": 4,
+    "memory_bomb": 4,  # MemoryError under the address-space limit
+    "huge_file": 4,  # "File too large" under the file-size limit
+    "segfault": 4,
+    "sys_exit_at_import": 2,  # models.py does not import: both model checks lost
+    "os_exit_at_import": 4,
+    "sys_exit_in_loss": 4,
+    "os_exit_in_forward": 4,
+    "fake_results_atexit": 0,  # the stubs' 0, whatever results.json it plants
+    "monkeypatching": 4,  # loss_all_rows's own 4: the grader compares on its side
+    "reads_secrets": 0,
+    "always_equal": 0,
+    "nan_float64_logits": 4,
+    "conftest_and_sitecustomize": 0,
+}
+
+
+def write_hostile(folder: Path, name: str) -> None:
+    base, top, end, extra = HOSTILE[name]
+    target = folder / name
+    target.mkdir()
+    for file in SUB_FILES:
+        text = (base / file).read_text()
+        prelude = f"REPO = {str(REPO)!r}\n"  # the worst case: the attacker knows every path
+        text = text.replace("from __future__ import annotations\n", "")  # must come first
+        text = prelude + top.get(file, "") + text + end.get(file, "")
+        (target / file).write_text(text)
+    for file, text in extra.items():
+        (target / file).write_text(f"REPO = {str(REPO)!r}\n" + text)
+
+
+@pytest.fixture(scope="module")
+def hostile_graded(tmp_path_factory) -> Path:
+    """The per-submission results of one `grade-all` run over the hostile corpus."""
+    folder = tmp_path_factory.mktemp("hostile")
+    submissions = folder / "submissions"
+    submissions.mkdir()
+    for name in HOSTILE:
+        write_hostile(submissions, name)
+    done = subprocess.run(
+        autograder("grade-all", str(submissions), "--out", str(folder / "gradebook.csv"))
+        + ["--only", HOSTILE_ONLY, "--timeout-scale", "0.25", "--jobs", "2", "--device", "cpu"],
+        cwd=REPO,
+        env=grader_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # The planted results.json files: where the sandbox lets them land, the grader never
+    # reads them (it reads only its child's reply files and writes its own results).
+    planted = [p for p in submissions.rglob("results.json")]
+    assert planted == [] or not runner.sandbox_available()
+    return folder / "gradebook_results"
+
+
+def test_hostile_submissions_get_their_verdicts_and_every_grading_completes(hostile_graded):
+    scores = {}
+    for name in HOSTILE:
+        results = json.loads((hostile_graded / name / "results.json").read_text())
+        assert_results_schema(results)
+        assert len(results["tests"]) == 3, name  # graded: no check was lost or added
+        scores[name] = results["score"]
+    assert scores == EXPECTED_HOSTILE
+    secrets = json.loads((hostile_graded / "reads_secrets" / "results.json").read_text())
+    if runner.sandbox_available():  # the plain subprocess can read what the grader reads
+        assert "LEAKED" not in secrets["output"]
