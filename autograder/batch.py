@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -32,6 +33,26 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_FILE = "settings.json"  # the grading options the results folder was made with
 NOT_GRADED = "NOT GRADED ("  # output prefix of a results.json written for a failed grading
 GRADEBOOK_FIELDS = ("submission", "score", "max_score", "status", "failed_checks", "seconds")
+
+
+class Running:
+    """The gradings in progress, so that an interrupted grade-all stops them and writes nothing
+    for them (they are graded again on the rerun)."""
+
+    def __init__(self) -> None:
+        self.lock, self.processes, self.stopping = threading.Lock(), set(), threading.Event()
+
+    def stop_all(self) -> None:
+        self.stopping.set()
+        with self.lock:
+            for process in self.processes:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+RUNNING = Running()
 
 
 @dataclass(frozen=True)
@@ -88,6 +109,8 @@ def grade_one(folder: Path, out: Path, options: list[str], timeout: float) -> No
             start_new_session=True,  # a timeout kills the grading and all it started
             preexec_fn=die_with_parent,  # noqa: PLW1509 - and so does killing grade-all
         )
+        with RUNNING.lock:
+            RUNNING.processes.add(process)
         try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -104,10 +127,11 @@ def grade_one(folder: Path, out: Path, options: list[str], timeout: float) -> No
                 ),
             )
             return
-        except BaseException:  # interrupted: stop the grading, leave no results.json
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            raise
+        finally:
+            with RUNNING.lock:
+                RUNNING.processes.discard(process)
+    if RUNNING.stopping.is_set():
+        return  # interrupted: no results.json, so the rerun grades it
     if code != 0 or not out.is_file():
         lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
         reason = lines[-1] if lines else f"the grader exited with code {code}"
@@ -218,6 +242,7 @@ def grade_all(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             for future in futures:
                 future.cancel()
+            RUNNING.stop_all()
             raise
         finally:
             bar.close()

@@ -1,5 +1,7 @@
 """`python -m autograder grade SUBMISSION`: run the checks, print a table, write results.json.
 
+(`grade-all` is in `autograder.batch`, `gradescope` in `autograder.gradescope`.)
+
 The checks are pytest tests under `autograder/checks/` (public/ ships to students, hidden/
 does not); this module runs pytest in-process with `autograder.plugin`, collects one record
 per check and writes them in the Gradescope schema. Exit 0 whenever grading completed,
