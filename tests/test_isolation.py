@@ -237,14 +237,16 @@ CHEAT = """
 import atexit, json, os
 FAKE = json.dumps({"score": 999, "execution_time": 0, "output": "", "tests": []})
 def plant():
-    for folder in {os.getcwd(), os.path.expanduser("~"), "/tmp", "/autograder/results",
-                   os.path.dirname(os.path.abspath(__file__)), REPO, REPO + "/results"}:
-        for parent in (folder, os.path.dirname(folder)):
-            try:
-                with open(os.path.join(parent, "results.json"), "w") as f:
-                    f.write(FAKE)
-            except OSError:
-                pass
+    # Its working folder, its own folder, Gradescope's results, and every submission's place in
+    # the grade-all results folder (the worst case: it knows that path).
+    folders = [os.getcwd(), os.path.dirname(os.path.abspath(__file__)), "/autograder/results"]
+    folders += [os.path.join(RESULTS, name) for name in NAMES]
+    for folder in folders:
+        try:
+            with open(os.path.join(folder, "results.json"), "w") as f:
+                f.write(FAKE)
+        except OSError:
+            pass
 plant()
 atexit.register(plant)
 """
@@ -374,17 +376,23 @@ EXPECTED_HOSTILE = {
 
 
 def write_hostile(folder: Path, name: str) -> None:
+    """Write submission `name` of HOSTILE into `folder`, whose grade-all results folder is
+    `folder.parent / "gradebook_results"`."""
     base, top, end, extra = HOSTILE[name]
     target = folder / name
     target.mkdir()
+    # The worst case: the attacker knows every path. Without the sandbox the child could write
+    # into the other submissions' results (README: security), so it plants only in its own.
+    results = folder.parent / "gradebook_results"
+    names = sorted(HOSTILE) if runner.sandbox_available() else []
+    prelude = f"REPO = {str(REPO)!r}\nRESULTS = {str(results)!r}\nNAMES = {names!r}\n"
     for file in SUB_FILES:
         text = (base / file).read_text()
-        prelude = f"REPO = {str(REPO)!r}\n"  # the worst case: the attacker knows every path
         text = text.replace("from __future__ import annotations\n", "")  # must come first
         text = prelude + top.get(file, "") + text + end.get(file, "")
         (target / file).write_text(text)
     for file, text in extra.items():
-        (target / file).write_text(f"REPO = {str(REPO)!r}\n" + text)
+        (target / file).write_text(prelude + text)
 
 
 @pytest.fixture(scope="module")
