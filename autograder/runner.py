@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import glob
 import json
 import os
 import re
@@ -115,6 +116,11 @@ def bwrap_argv(workdir: Path, readable: list[Path]) -> list[str]:
         elif os.path.isdir(folder):
             argv += ["--ro-bind", folder, folder]
     argv += ["--dev", "/dev", "--tmpfs", "/dev/shm", "--proc", "/proc", "--tmpfs", "/tmp"]
+    gpus = sorted(glob.glob("/dev/nvidia*"))  # CUDA needs its device files and /sys (untested)
+    for device in gpus:
+        argv += ["--dev-bind", device, device]
+    if gpus:
+        argv += ["--ro-bind", "/sys", "/sys"]
     python = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent.parent}
     for folder in sorted({*python, *(p.resolve() for p in python)}):
         if not any(str(folder).startswith(system + "/") for system in SYSTEM_FOLDERS):
