@@ -1,4 +1,4 @@
-"""`python -m autograder grade SUBMISSION`: see `autograder.cli`."""
+"""`python -m autograder grade | grade-all | gradescope`: see `autograder.cli`."""
 
 import sys
 

@@ -1,5 +1,7 @@
 """`python -m autograder grade SUBMISSION`: run the checks, print a table, write results.json.
 
+(`grade-all` is in `autograder.batch`, `gradescope` in `autograder.gradescope`.)
+
 The checks are pytest tests under `autograder/checks/` (public/ ships to students, hidden/
 does not); this module runs pytest in-process with `autograder.plugin`, collects one record
 per check and writes them in the Gradescope schema. Exit 0 whenever grading completed,
@@ -190,6 +192,8 @@ def grade(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from autograder import batch, gradescope
+
     parser = argparse.ArgumentParser(
         prog="python -m autograder",
         description="Grade a homework submission (a folder holding load_data.py and models.py).",
@@ -254,12 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
         "setting, 3)",
     )
     g.add_argument("--verbose", action="store_true", help="show pytest's own output (default: off)")
+    batch.add_parser(commands)
+    gradescope.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from autograder import batch, gradescope
+
     args = build_parser().parse_args(argv)
-    if (
+    if args.command in ("grade", "grade-all") and (
         args.threads < 1
         or args.jobs < 1
         or args.timeout_scale <= 0
@@ -271,7 +279,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     try:
+        if args.command == "grade-all":
+            return batch.grade_all(args)
+        if args.command == "gradescope":
+            return gradescope.build(args)
         return grade(args)
+    except KeyboardInterrupt:
+        print("error: interrupted; finished results are kept, rerun to resume", file=sys.stderr)
+        return 1
     except GradingError as error:
         print(f"error: could not grade: {error}", file=sys.stderr)
         return 1

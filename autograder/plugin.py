@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.runner import ISOLATION, ChildError, ChildSession
+from autograder.runner import ChildError, ChildSession, isolation
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 
@@ -70,7 +70,11 @@ class Outcomes:
         if report.failed:
             self.collection_errors.append(f"{report.nodeid}: {report.longreprtext}")
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        if not self.header:  # pytest skips `pytest_report_header` under -q
+            self.header = report_header(config)
         for item in items:
             points = item.get_closest_marker("points")
             visibility = item.get_closest_marker("visibility")
@@ -130,7 +134,7 @@ def report_header(config: pytest.Config) -> list[str]:
             f"{grading.threads} child thread(s)"
         ),
         f"data digests {digests}",
-        f"isolation: {ISOLATION}",
+        f"isolation: {isolation()}",
     ]
 
 

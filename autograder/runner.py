@@ -13,6 +13,9 @@ grader reads only their head and tail (`output_excerpt`).
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import glob
 import json
 import os
 import re
@@ -38,10 +41,25 @@ CHILD_SCRIPT = AUTOGRADER / "child.py"
 # so the child's sys.path holds neither the repository nor the data package.
 STAGED_KIT_FILES = ("__init__.py", "episodes.py", "submission.py", "train.py")
 
-ISOLATION = "subprocess: new session, resource limits, clean environment, fresh working folder"
+RLIMIT_MODE = "subprocess: new session, resource limits, clean environment, fresh working folder"
+SANDBOX_MODE = (
+    "bubblewrap sandbox: user namespace (uid 65534, no capabilities), no network, own PID and "
+    "IPC namespaces, only the system folders and the Python installation visible (read-only), "
+    "a fresh /tmp, writable only its working folder; plus " + RLIMIT_MODE
+)
+SANDBOX_SWITCH = "AUTOGRADER_SANDBOX"  # "none": the plain rlimit subprocess even with bwrap
+SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc")
 ARRAY_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.npy$")
 MAX_ARRAY_BYTES = 1 << 30  # a reply array larger than this is refused, not loaded
 OUTPUT_HEAD, OUTPUT_TAIL = 2000, 2000  # characters of the child's output kept for feedback
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: only the call runs after fork
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` part: the kernel kills this process (SIGKILL) when its parent dies, so a
+    grader killed midway leaves no child running (a batch rerun must not race an orphan)."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class ChildError(Exception):
@@ -56,17 +74,22 @@ class ChildLimits:
     """Resource limits of a child process (see `run_child`)."""
 
     cpu_seconds: int = 3600  # a whole grading of the reference uses a few minutes
-    address_space_bytes: int | None = 32 << 30  # torch on CPU maps ~2 GiB; None for CUDA
-    file_size_bytes: int = 1 << 30  # largest file it may write (predictions are kilobytes)
+    # A grading child maps ~0.8 GiB (measured: 760 MiB virtual while training); None for CUDA,
+    # whose driver maps far more address space than it uses.
+    address_space_bytes: int | None = 4 << 30
+    file_size_bytes: int = 256 << 20  # largest file it may write (predictions are kilobytes)
     processes: int = 4096  # threads count too; generous, it only stops fork bombs
+    open_files: int = 1024  # file descriptors (DataLoader workers share memory through some)
 
 
 def _apply_limits(limits: ChildLimits) -> None:
     """`preexec_fn` of the child: lower its resource limits (never above the current hard ones)."""
+    die_with_parent()
     wanted = {
         resource.RLIMIT_CPU: limits.cpu_seconds,
         resource.RLIMIT_FSIZE: limits.file_size_bytes,
         resource.RLIMIT_NPROC: limits.processes,
+        resource.RLIMIT_NOFILE: limits.open_files,
     }
     if limits.address_space_bytes is not None:
         wanted[resource.RLIMIT_AS] = limits.address_space_bytes
@@ -76,17 +99,77 @@ def _apply_limits(limits: ChildLimits) -> None:
         resource.setrlimit(which, (value, hard))
 
 
+def bwrap_argv(workdir: Path, readable: list[Path]) -> list[str]:
+    """The bubblewrap command line that confines a child (to prefix its argv).
+
+    Only the system folders, the Python installation (`sys.prefix`, `sys.base_prefix`) and
+    `readable` are visible, read-only; `workdir` is the one writable folder. So the repository
+    (the hidden checks and thresholds), the Omniglot archives and cache (meta-test images),
+    home folders and the grader's results are not there at all, wherever they live.
+    """
+    argv = ["bwrap", "--unshare-user", "--uid", "65534", "--gid", "65534"]
+    argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    for folder in SYSTEM_FOLDERS:
+        if os.path.islink(folder):  # merged /usr: /lib -> usr/lib
+            argv += ["--symlink", os.readlink(folder), folder]
+        elif os.path.isdir(folder):
+            argv += ["--ro-bind", folder, folder]
+    argv += ["--dev", "/dev", "--tmpfs", "/dev/shm", "--proc", "/proc", "--tmpfs", "/tmp"]
+    gpus = sorted(glob.glob("/dev/nvidia*"))  # CUDA needs its device files and /sys (untested)
+    for device in gpus:
+        argv += ["--dev-bind", device, device]
+    if gpus:
+        argv += ["--ro-bind", "/sys", "/sys"]
+    python = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent.parent}
+    for folder in sorted({*python, *(p.resolve() for p in python)}):
+        if not any(str(folder).startswith(system + "/") for system in SYSTEM_FOLDERS):
+            argv += ["--ro-bind", str(folder), str(folder)]
+    for path in readable:
+        argv += ["--ro-bind", str(path), str(path)]
+    argv += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir), "--"]
+    return argv
+
+
+@functools.cache
+def sandbox_available() -> bool:
+    """Whether bubblewrap is installed and can start a confined Python here (checked once)."""
+    if os.environ.get(SANDBOX_SWITCH, "") == "none" or shutil.which("bwrap") is None:
+        return False
+    with tempfile.TemporaryDirectory(prefix="autograder-probe-") as folder:
+        probe = bwrap_argv(Path(folder), []) + [sys.executable, "-I", "-c", "import numpy"]
+        try:
+            done = subprocess.run(probe, capture_output=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+    return done.returncode == 0
+
+
+def isolation() -> str:
+    """How children are confined on this machine (for the report header and results.json)."""
+    if sandbox_available():
+        return SANDBOX_MODE
+    return RLIMIT_MODE + " (bubblewrap not available: the child can read what the grader can)"
+
+
 def run_child(
-    argv: list[str], workdir: Path, env: dict[str, str], limits: ChildLimits
+    argv: list[str],
+    workdir: Path,
+    env: dict[str, str],
+    limits: ChildLimits,
+    readable: list[Path] | None = None,
 ) -> subprocess.Popen:
     """Start untrusted code: the ONE place that decides how a child process is confined.
 
     The child gets its own session (so that `kill_child` ends it and everything it started),
     the resource limits of `limits`, the environment `env` and nothing else, `workdir` as its
     working folder, stdin as the request pipe, and `workdir/stdout.txt` / `stderr.txt` as its
-    output. A stronger sandbox (bubblewrap: no network, read-only file system, the repository
-    hidden) belongs here, wrapped around `argv`.
+    output. Where bubblewrap works (`sandbox_available`), it also runs in the sandbox of
+    `bwrap_argv`, seeing only `workdir` (writable), `readable` and the Python installation;
+    otherwise it runs as a plain subprocess (`isolation()` says which).
     """
+    if sandbox_available():
+        argv = bwrap_argv(workdir, list(readable or [])) + argv
     with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
         return subprocess.Popen(
             argv,
@@ -96,7 +179,7 @@ def run_child(
             stdout=out,
             stderr=err,
             start_new_session=True,
-            # Only setrlimit runs between fork and exec: safe even with threads around.
+            # Only setrlimit and prctl run between fork and exec: safe even with threads.
             preexec_fn=lambda: _apply_limits(limits),  # noqa: PLW1509
             close_fds=True,
         )
@@ -165,6 +248,7 @@ class ChildSession:
         self.process: subprocess.Popen | None = None
         self.workdir: Path | None = None
         self.outputs: list[str] = []  # excerpts of the output of finished children
+        self.started_with: dict[str, Path] = {}  # the shared arrays the child can see
         self._next_id = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -206,8 +290,10 @@ class ChildSession:
             "--threads",
             str(self.threads),
         ]
-        limits = ChildLimits(address_space_bytes=None if self.device == "cuda" else 32 << 30)
-        self.process = run_child(argv, self.workdir, env, limits)
+        limits = ChildLimits() if self.device != "cuda" else ChildLimits(address_space_bytes=None)
+        self.started_with = dict(self.shared_arrays)
+        readable = [Path(p).resolve() for p in self.shared_arrays.values()]
+        self.process = run_child(argv, self.workdir, env, limits, readable)
 
     def stop(self) -> None:
         """Kill the child (if any), keep an excerpt of its output, and remove its folder."""
@@ -260,7 +346,11 @@ class ChildSession:
         Raises:
             ChildError: the submission raised, hung, exited, or replied with unreadable arrays.
         """
-        if self.process is None or self.process.poll() is not None:
+        if (
+            self.process is None
+            or self.process.poll() is not None
+            or self.started_with != self.shared_arrays  # a new input must be made visible
+        ):
             self.start()
         io = self.workdir / "io"
         self._next_id += 1
@@ -300,11 +390,15 @@ class ChildSession:
                     raise ChildError(f"the reply to {what} could not be read ({error})") from None
             if self.process.poll() is not None:
                 code = self.process.returncode
+                if sandbox_available() and 128 < code <= 128 + 64:
+                    code = 128 - code  # bwrap reports a signal death as exit code 128 + signal
                 stderr = output_excerpt(self.workdir / "stderr.txt", 0, 1500).strip()
                 self.stop()
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
                 if code == -signal.SIGXCPU:
                     how += " (CPU time limit)"
+                elif code == -signal.SIGXFSZ:
+                    how += " (file size limit: it wrote a file over 256 MiB)"
                 detail = f"; the end of its stderr:\n{stderr}" if stderr else ""
                 raise ChildError(
                     f"the process running {what} {how} (sys.exit, os._exit or a crash in your "

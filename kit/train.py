@@ -35,7 +35,6 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from data.omniglot import OmniglotDataError
 from kit.episodes import TaskBatches, sample_tasks, task_loader
 from kit.submission import Submission, load_submission
 
@@ -445,6 +444,10 @@ def unimplemented_message(error: NotImplementedError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Imported here, not at module level: the autograder's child imports this module without
+    # the data package (it must never reach the meta-test data).
+    from data.omniglot import OmniglotDataError
+
     config, progress = parse_args(argv)
     print("config:", json.dumps(asdict(config)))
     try:
