@@ -10,7 +10,6 @@ writes into `assignment/`, next to the `.py` stubs, and `--check` compares.
 
 from __future__ import annotations
 
-import difflib
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kit.release import write_atomic
+from kit.release import stale_against, write_atomic
 from kit.submission import REPO_ROOT
 
 ASSIGNMENT_ID = "blackbox"  # the nbgrader assignment
@@ -68,19 +67,8 @@ def released_notebooks(source: Path = NOTEBOOK_SOURCE) -> dict[str, str]:
 def stale_notebooks(texts: dict[str, str] | None = None, release: Path = RELEASE) -> dict[str, str]:
     """Notebook name -> unified diff, for each notebook of `release/` that differs from the
     generated one (`texts`, generated when not given; a missing file counts as empty)."""
-    stale = {}
-    for name, expected in (texts if texts is not None else released_notebooks()).items():
-        path = release / name
-        actual = path.read_text() if path.exists() else ""
-        if actual != expected:
-            diff = difflib.unified_diff(
-                actual.splitlines(True),
-                expected.splitlines(True),
-                f"{release.name}/{name}",
-                f"generated from notebooks/{ASSIGNMENT_ID}/{name}",
-            )
-            stale[name] = "".join(diff)
-    return stale
+    expected = texts if texts is not None else released_notebooks()
+    return stale_against(expected, release, f"notebooks/{ASSIGNMENT_ID}")
 
 
 def release_notebooks(check: bool = False, release: Path = RELEASE) -> int:

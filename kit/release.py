@@ -78,11 +78,11 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp.name, path)
 
 
-def stale_files(source: Path = SOURCE, release: Path = RELEASE) -> dict[str, str]:
-    """File name -> unified diff, for each file of `release/` that differs from the one
-    generated from `source/` (a missing file counts as empty)."""
+def stale_against(expected_files: dict[str, str], release: Path, origin: str) -> dict[str, str]:
+    """Name -> unified diff, for each file of `release/` whose text differs from
+    `expected_files[name]` (a missing file counts as empty); `origin` labels the expected side."""
     stale = {}
-    for name, expected in released_files(source).items():
+    for name, expected in expected_files.items():
         path = release / name
         actual = path.read_text() if path.exists() else ""
         if actual != expected:
@@ -90,10 +90,16 @@ def stale_files(source: Path = SOURCE, release: Path = RELEASE) -> dict[str, str
                 actual.splitlines(True),
                 expected.splitlines(True),
                 f"{release.name}/{name}",
-                f"generated for {release.name}/{name}",
+                f"generated from {origin}/{name}",
             )
             stale[name] = "".join(diff)
     return stale
+
+
+def stale_files(source: Path = SOURCE, release: Path = RELEASE) -> dict[str, str]:
+    """File name -> unified diff, for each file of `release/` that differs from the one
+    generated from `source/` (a missing file counts as empty)."""
+    return stale_against(released_files(source), release, source.name)
 
 
 def main(argv: list[str] | None = None) -> int:
