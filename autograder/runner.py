@@ -32,6 +32,7 @@ from typing import Self
 
 import numpy as np
 
+from autograder import cgroup
 from kit.submission import SUBMISSION_FILES
 
 AUTOGRADER = Path(__file__).resolve().parent
@@ -42,11 +43,22 @@ CHILD_SCRIPT = AUTOGRADER / "child.py"
 STAGED_KIT_FILES = ("__init__.py", "episodes.py", "submission.py", "train.py")
 
 RLIMIT_MODE = "subprocess: new session, resource limits, clean environment, fresh working folder"
-SANDBOX_MODE = (
-    "bubblewrap sandbox: user namespace (uid 65534, no capabilities), no network, own PID and "
-    "IPC namespaces, only the system folders and the Python installation visible (read-only), "
-    "a fresh /tmp, writable only its working folder; plus " + RLIMIT_MODE
-)
+NOBODY = 65534  # the uid and gid a sandboxed child runs as
+
+
+def sandbox_mode() -> str:
+    """The sandbox's description for the report (it depends on whether the grader is root)."""
+    if os.geteuid() == 0:
+        user = f"as uid {NOBODY}, a real unprivileged user (the grader is root), no capabilities"
+    else:
+        user = f"user namespace (uid {NOBODY} inside, the grader's user outside), no capabilities"
+    return (
+        f"bubblewrap sandbox: {user}, no network, own PID and IPC namespaces, only the system "
+        "folders and the Python installation visible (read-only), a fresh /tmp, writable only "
+        "its working folder; plus " + RLIMIT_MODE
+    )
+
+
 SANDBOX_SWITCH = "AUTOGRADER_SANDBOX"  # "none": the plain rlimit subprocess even with bwrap
 SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc")
 ARRAY_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.npy$")
@@ -82,9 +94,12 @@ class ChildLimits:
     open_files: int = 1024  # file descriptors (DataLoader workers share memory through some)
 
 
-def _apply_limits(limits: ChildLimits) -> None:
-    """`preexec_fn` of the child: lower its resource limits (never above the current hard ones)."""
+def _apply_limits(limits: ChildLimits, cap: cgroup.ProcessCap | None) -> None:
+    """`preexec_fn` of the child: join its pids cgroup, lower its resource limits (never above
+    the current hard ones)."""
     die_with_parent()
+    if cap is not None:
+        cap.join()
     wanted = {
         resource.RLIMIT_CPU: limits.cpu_seconds,
         resource.RLIMIT_FSIZE: limits.file_size_bytes,
@@ -106,29 +121,61 @@ def bwrap_argv(workdir: Path, readable: list[Path]) -> list[str]:
     `readable` are visible, read-only; `workdir` is the one writable folder. So the repository
     (the hidden checks and thresholds), the Omniglot archives and cache (meta-test images),
     home folders and the grader's results are not there at all, wherever they live.
+
+    A root grader needs no user namespace: bubblewrap keeps only CAP_SETUID and CAP_SETGID for
+    `setpriv`, which drops the child to the real unprivileged user `NOBODY` (no capabilities,
+    no new privileges) before it runs Python, so the kernel's limits for ordinary users
+    (`RLIMIT_NPROC`) apply to it. `workdir` must then belong to that user (`hand_over`).
+    Otherwise the child is `NOBODY` inside a user namespace and the grader's user outside.
     """
-    argv = ["bwrap", "--unshare-user", "--uid", "65534", "--gid", "65534"]
+    as_root = os.geteuid() == 0
+    if as_root:
+        argv = ["bwrap", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        argv = ["bwrap", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY)]
+        argv += ["--cap-drop", "ALL"]
     argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-    argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    argv += ["--die-with-parent", "--new-session"]
     for folder in SYSTEM_FOLDERS:
         if os.path.islink(folder):  # merged /usr: /lib -> usr/lib
             argv += ["--symlink", os.readlink(folder), folder]
         elif os.path.isdir(folder):
             argv += ["--ro-bind", folder, folder]
-    argv += ["--dev", "/dev", "--tmpfs", "/dev/shm", "--proc", "/proc", "--tmpfs", "/tmp"]
+    argv += ["--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm", "--proc", "/proc"]
+    argv += ["--perms", "1777", "--tmpfs", "/tmp"]
     gpus = sorted(glob.glob("/dev/nvidia*"))  # CUDA needs its device files and /sys (untested)
     for device in gpus:
         argv += ["--dev-bind", device, device]
     if gpus:
         argv += ["--ro-bind", "/sys", "/sys"]
     python = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent.parent}
-    for folder in sorted({*python, *(p.resolve() for p in python)}):
-        if not any(str(folder).startswith(system + "/") for system in SYSTEM_FOLDERS):
-            argv += ["--ro-bind", str(folder), str(folder)]
-    for path in readable:
+    visible = [
+        folder
+        for folder in sorted({*python, *(p.resolve() for p in python)})
+        if not any(str(folder).startswith(system + "/") for system in SYSTEM_FOLDERS)
+    ]
+    visible += [Path(p) for p in readable]
+    # The folders bubblewrap makes to hold these are 0700 unless told: open them to the child.
+    parents = {a for p in [*visible, workdir] for a in p.parents if str(a) not in ("/", "/tmp")}
+    for parent in sorted(parents, key=lambda a: len(a.parts)):
+        if not any(str(parent).startswith(system + "/") for system in SYSTEM_FOLDERS):
+            argv += ["--perms", "0755", "--dir", str(parent)]
+    for path in visible:
         argv += ["--ro-bind", str(path), str(path)]
     argv += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir), "--"]
+    if as_root:
+        argv += ["setpriv", "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups"]
+        argv += ["--inh-caps=-all", "--no-new-privs", "--"]
     return argv
+
+
+def hand_over(workdir: Path) -> None:
+    """Give `workdir` and its folders to the sandboxed child's user (a root grader's child is
+    `NOBODY`, who must be able to write its replies there). Files stay the grader's."""
+    if os.geteuid() != 0:
+        return
+    for folder, _, _ in os.walk(workdir):
+        os.chown(folder, NOBODY, NOBODY)
 
 
 @functools.cache
@@ -136,7 +183,8 @@ def sandbox_available() -> bool:
     """Whether bubblewrap is installed and can start a confined Python here (checked once)."""
     if os.environ.get(SANDBOX_SWITCH, "") == "none" or shutil.which("bwrap") is None:
         return False
-    with tempfile.TemporaryDirectory(prefix="autograder-probe-") as folder:
+    with tempfile.TemporaryDirectory(prefix=f"autograder-probe-{os.getpid()}-") as folder:
+        hand_over(Path(folder))
         probe = bwrap_argv(Path(folder), []) + [sys.executable, "-I", "-c", "import numpy"]
         try:
             done = subprocess.run(probe, capture_output=True, timeout=60, check=False)
@@ -147,9 +195,36 @@ def sandbox_available() -> bool:
 
 def isolation() -> str:
     """How children are confined on this machine (for the report header and results.json)."""
+    processes = f"; processes capped by {cgroup.describe()}"
     if sandbox_available():
-        return SANDBOX_MODE
-    return RLIMIT_MODE + " (bubblewrap not available: the child can read what the grader can)"
+        return sandbox_mode() + processes
+    return (
+        RLIMIT_MODE
+        + processes
+        + " (bubblewrap not available: the child can read what the grader can)"
+    )
+
+
+STALE_FOLDER = re.compile(r"^autograder-(?:child|probe)-(\d+)-")  # ...-<grader pid>-<random>
+
+
+@functools.cache
+def remove_stale_workdirs() -> None:
+    """Remove the working folders left in the temporary folder by graders that were killed
+    (SIGKILL skips every cleanup); each folder's name holds its grader's pid. Once per grader."""
+    for folder in Path(tempfile.gettempdir()).glob("autograder-*-*"):
+        match = STALE_FOLDER.match(folder.name)
+        if match and not cgroup.pid_alive(int(match.group(1))) and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class Child(subprocess.Popen):
+    """A started child process, with `cap`, the pids cgroup holding it and everything it
+    starts (None where the grader cannot make cgroups)."""
+
+    def __init__(self, argv: list[str], cap: cgroup.ProcessCap | None, **kwargs) -> None:
+        self.cap = cap
+        super().__init__(argv, **kwargs)
 
 
 def run_child(
@@ -158,43 +233,52 @@ def run_child(
     env: dict[str, str],
     limits: ChildLimits,
     readable: list[Path] | None = None,
-) -> subprocess.Popen:
+) -> Child:
     """Start untrusted code: the ONE place that decides how a child process is confined.
 
-    The child gets its own session (so that `kill_child` ends it and everything it started),
-    the resource limits of `limits`, the environment `env` and nothing else, `workdir` as its
+    The child gets its own session and its own pids cgroup where one can be made (so that
+    `kill_child` ends it and everything it started, and a fork bomb stops at
+    `cgroup.MAX_TASKS`), the resource limits of `limits`, the environment `env` and nothing else, `workdir` as its
     working folder, stdin as the request pipe, and `workdir/stdout.txt` / `stderr.txt` as its
     output. Where bubblewrap works (`sandbox_available`), it also runs in the sandbox of
     `bwrap_argv`, seeing only `workdir` (writable), `readable` and the Python installation;
     otherwise it runs as a plain subprocess (`isolation()` says which).
     """
     if sandbox_available():
+        hand_over(workdir)
         argv = bwrap_argv(workdir, list(readable or [])) + argv
+    cap = cgroup.ProcessCap.create()
     with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
-        return subprocess.Popen(
+        return Child(
             argv,
+            cap,
             cwd=workdir,
             env=env,
             stdin=subprocess.PIPE,
             stdout=out,
             stderr=err,
             start_new_session=True,
-            # Only setrlimit and prctl run between fork and exec: safe even with threads.
-            preexec_fn=lambda: _apply_limits(limits),  # noqa: PLW1509
+            # Only system calls (prctl, a write, setrlimit) run between fork and exec.
+            preexec_fn=lambda: _apply_limits(limits, cap),
             close_fds=True,
         )
 
 
-def kill_child(process: subprocess.Popen) -> None:
-    """Kill the child and every process in its session, then reap it."""
+def kill_child(process: Child) -> None:
+    """Kill the child and every process in its session and its cgroup, reap it, and remove
+    the cgroup."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    if process.cap is not None:
+        process.cap.kill_all()  # also those that left the session (setsid)
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         pass
+    if process.cap is not None:
+        process.cap.remove()
 
 
 def output_excerpt(path: Path, head: int = OUTPUT_HEAD, tail: int = OUTPUT_TAIL) -> str:
@@ -245,7 +329,7 @@ class ChildSession:
         self.threads = threads
         self.timeout_scale = timeout_scale
         self.shared_arrays = dict(shared_arrays or {})
-        self.process: subprocess.Popen | None = None
+        self.process: Child | None = None
         self.workdir: Path | None = None
         self.outputs: list[str] = []  # excerpts of the output of finished children
         self.started_with: dict[str, Path] = {}  # the shared arrays the child can see
@@ -256,7 +340,8 @@ class ChildSession:
     def start(self) -> None:
         """Start a fresh child in a fresh working folder."""
         self.stop()
-        self.workdir = Path(tempfile.mkdtemp(prefix="autograder-child-"))
+        remove_stale_workdirs()
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"autograder-child-{os.getpid()}-"))
         (self.workdir / "submission").mkdir()
         for name in SUBMISSION_FILES:  # nothing else of the submission folder is read
             if (self.submission / name).is_file():

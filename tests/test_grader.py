@@ -370,6 +370,32 @@ def test_a_child_killed_on_timeout_takes_its_whole_process_group(tmp_path, monke
     assert alive == []
 
 
+@pytest.mark.skipif(not runner.sandbox_available(), reason="bubblewrap does not work here")
+def test_a_sandboxed_child_is_an_unprivileged_user_without_capabilities(tmp_path):
+    """uid and gid 65534, no groups, no capabilities; when the grader is root, really so (no
+    user namespace: the kernel's own ids), so RLIMIT_NPROC applies to it."""
+    folder = tmp_path / "whoami"
+    folder.mkdir()
+    (folder / "models.py").write_text(
+        "import os\n"
+        "status = dict(line.split(':\\t') for line in open('/proc/self/status').read().splitlines())\n"
+        "uid_map = open('/proc/self/uid_map').read().split()\n"
+        "print('ids', os.getuid(), os.geteuid(), os.getgid(), os.getgroups(), status['CapEff'],"
+        " status['CapPrm'], status['NoNewPrivs'], uid_map, flush=True)\n"
+        "raise RuntimeError('done')\n"
+    )
+    session = ChildSession(folder)
+    with session, pytest.raises(ChildError, match="done"):
+        session.call("forward", "MANN", timeout=30, N=2, K=1, seed=0, pairs=0)
+    line = next(s for s in session.outputs[-1].splitlines() if s.startswith("ids "))
+    uid_map = "['0', '0', '4294967295']"  # the initial namespace: ids are the kernel's own
+    expected = "ids 65534 65534 65534 [] 0000000000000000 0000000000000000 "
+    if os.geteuid() == 0:
+        assert line == expected + "1 " + uid_map
+    else:  # a user namespace maps 65534 to the grader's user
+        assert line.startswith(expected) and uid_map not in line
+
+
 def sleepers(marker: str) -> list[int]:
     """Processes running `sleep <marker>`."""
     found = []

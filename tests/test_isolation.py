@@ -15,13 +15,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from autograder import runner
+from autograder import cgroup, runner
 
 from .conftest import omniglot_source
 
@@ -71,6 +72,21 @@ def klass(tmp_path_factory) -> Path:
     return folder
 
 
+def leftovers_of_dead_graders() -> list[Path]:
+    """Working folders and pids cgroups whose grader is no longer running."""
+    found = []
+    for path in Path(tempfile.gettempdir()).glob("autograder-*-*"):
+        match = runner.STALE_FOLDER.match(path.name)
+        if match and not cgroup.pid_alive(int(match.group(1))):
+            found.append(path)
+    parent = cgroup.parent_folder()
+    for path in parent.glob("autograder-*") if parent else []:
+        match = cgroup.NAME.match(path.name)
+        if match and not cgroup.pid_alive(int(match.group(1))):
+            found.append(path)
+    return found
+
+
 def assert_results_schema(results: dict) -> None:
     assert set(results) == SCHEMA_KEYS
     assert results["score"] == pytest.approx(sum(t["score"] for t in results["tests"]))
@@ -115,6 +131,38 @@ def test_grade_all_killed_midway_resumes_without_regrading_and_completes(klass, 
         name: (float(score), status) for name, (_, score, status) in CLASS.items()
     }
     assert all(float(r["max_score"]) == 4 for n, r in rows.items() if n != "no_code")
+    # What the killed graders left (children's folders, cgroups) the new ones removed.
+    assert leftovers_of_dead_graders() == []
+
+
+def test_what_a_killed_grader_left_is_removed_by_the_next_one(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # reaped: its pid is no longer running
+    stale = Path(tempfile.mkdtemp(prefix=f"autograder-child-{dead.pid}-"))
+    (stale / "submission").mkdir()
+    alive = Path(tempfile.mkdtemp(prefix=f"autograder-child-{os.getpid()}-"))
+    try:
+        runner.remove_stale_workdirs.__wrapped__()
+        assert not stale.exists()
+        assert alive.exists()  # a running grader's folder is left alone
+    finally:
+        shutil.rmtree(alive, ignore_errors=True)
+        shutil.rmtree(stale, ignore_errors=True)
+
+    parent = cgroup.parent_folder()
+    if parent is None:
+        return  # no cgroups here (not root, or no writable pids hierarchy): folders only
+    left = parent / f"autograder-{dead.pid}-7"
+    left.mkdir()
+    sleeper = subprocess.Popen(["sleep", "300"])
+    (left / "cgroup.procs").write_text(str(sleeper.pid))  # a process the dead grader left
+    cap = cgroup.ProcessCap.create()  # a new grader's first child sweeps its parent folder
+    assert cap is not None
+    try:
+        assert not left.exists()
+        assert sleeper.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        cap.remove()
 
 
 def test_grade_all_stops_a_grading_past_its_timeout_and_scores_it_zero(tmp_path):
@@ -297,6 +345,17 @@ def forward_doing(code: str) -> str:
     return f"def _forward(self, images, labels):\n{code}\nMANN.forward = _forward\n"
 
 
+FORK_BOMB = """
+    import os
+    while True:
+        try:
+            if os.fork() == 0:
+                os.setsid()  # out of the child's session: only its cgroup still holds it
+        except OSError:
+            pass
+"""
+
+
 HOSTILE: dict[str, tuple[Path, dict[str, str], dict[str, str], dict[str, str]]] = {
     # name: (base, {file: code at its top}, {file: code at its end}, {extra file: text})
     "loop_at_import": (REFERENCE, {"load_data.py": "while True:\n    pass\n"}, {}, {}),
@@ -342,6 +401,7 @@ HOSTILE: dict[str, tuple[Path, dict[str, str], dict[str, str], dict[str, str]]] 
     "reads_secrets": (STUBS, {"models.py": SNOOP}, {}, {}),
     "always_equal": (STUBS, {}, {"load_data.py": ALWAYS_EQUAL}, {}),
     "nan_float64_logits": (REFERENCE, {}, {"models.py": NAN}, {}),
+    "fork_bomb": (REFERENCE, {}, {"models.py": forward_doing(FORK_BOMB)}, {}),
     "conftest_and_sitecustomize": (
         STUBS,
         {},
@@ -371,8 +431,14 @@ EXPECTED_HOSTILE = {
     "reads_secrets": 0,
     "always_equal": 0,
     "nan_float64_logits": 4,
+    "fork_bomb": 4,  # stops at the pids cgroup's cap, killed at the call's timeout
     "conftest_and_sitecustomize": 0,
 }
+# A fork bomb is graded only where a pids cgroup caps it: without one (a grader that is not
+# root, or no writable cgroup file system) nothing but RLIMIT_NPROC, counted over all of the
+# user's processes, would stop it, and as root nothing would (see `autograder/cgroup.py`).
+CAPPED = cgroup.parent_folder() is not None
+GRADED_HOSTILE = [name for name in HOSTILE if CAPPED or name != "fork_bomb"]
 
 
 def write_hostile(folder: Path, name: str) -> None:
@@ -384,7 +450,7 @@ def write_hostile(folder: Path, name: str) -> None:
     # The worst case: the attacker knows every path. Without the sandbox the child could write
     # into the other submissions' results (README: security), so it plants only in its own.
     results = folder.parent / "gradebook_results"
-    names = sorted(HOSTILE) if runner.sandbox_available() else []
+    names = sorted(GRADED_HOSTILE) if runner.sandbox_available() else []
     prelude = f"REPO = {str(REPO)!r}\nRESULTS = {str(results)!r}\nNAMES = {names!r}\n"
     for file in SUB_FILES:
         text = (base / file).read_text()
@@ -401,7 +467,7 @@ def hostile_graded(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("hostile")
     submissions = folder / "submissions"
     submissions.mkdir()
-    for name in HOSTILE:
+    for name in GRADED_HOSTILE:
         write_hostile(submissions, name)
     done = subprocess.run(
         autograder("grade-all", str(submissions), "--out", str(folder / "gradebook.csv"))
@@ -422,12 +488,21 @@ def hostile_graded(tmp_path_factory) -> Path:
 
 def test_hostile_submissions_get_their_verdicts_and_every_grading_completes(hostile_graded):
     scores = {}
-    for name in HOSTILE:
+    for name in GRADED_HOSTILE:
         results = json.loads((hostile_graded / name / "results.json").read_text())
         assert_results_schema(results)
         assert len(results["tests"]) == 3, name  # graded: no check was lost or added
         scores[name] = results["score"]
-    assert scores == EXPECTED_HOSTILE
+    assert scores == {name: EXPECTED_HOSTILE[name] for name in GRADED_HOSTILE}
+    assert leftovers_of_dead_graders() == []  # no folder, cgroup or process of a child is left
     secrets = json.loads((hostile_graded / "reads_secrets" / "results.json").read_text())
     if runner.sandbox_available():  # the plain subprocess can read what the grader reads
         assert "LEAKED" not in secrets["output"]
+
+
+@pytest.mark.skipif(not CAPPED, reason="no pids cgroup can be made here to cap a fork bomb")
+def test_a_fork_bomb_stops_at_the_cap_and_is_killed_at_the_timeout(hostile_graded):
+    results = json.loads((hostile_graded / "fork_bomb" / "results.json").read_text())
+    failed = [t for t in results["tests"] if t["score"] < t["max_score"]]
+    assert len(failed) == 1 and "did not finish within" in failed[0]["output"]
+    assert "processes capped by a pids cgroup" in results["output"]
