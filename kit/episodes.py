@@ -28,6 +28,7 @@ def sample_tasks(
     num_shots: int,
     batch_size: int,
     rng: np.random.Generator,
+    groups: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw a batch of tasks in one vectorised pass.
 
@@ -35,6 +36,9 @@ def sample_tasks(
         images: float32 `[C, D, 784]`, the split's characters.
         num_classes: N; num_shots: K; batch_size: B.
         rng: the only source of randomness.
+        groups: None (the homework's tasks: N characters from all C), or groups of character
+            indices, such as the characters of each alphabet: each task then takes its N
+            characters from one group, chosen uniformly among those with at least N.
 
     Returns:
         images `[B, K+1, N, 784]` float32 and one-hot labels `[B, K+1, N, N]` float32.
@@ -44,7 +48,10 @@ def sample_tasks(
     if not 1 <= N <= C or not 1 <= K < D:
         raise ValueError(f"need 1 <= N={N} <= C={C} and 1 <= K={K} < D={D}")
 
-    classes = _distinct_integers(rng, C, B, N)  # [B, N]
+    if groups is None:
+        classes = _distinct_integers(rng, C, B, N)  # [B, N]
+    else:
+        classes = _distinct_within_groups(rng, groups, B, N)  # [B, N]
     drawings = rng.random((B, N, D)).argsort(axis=-1)[..., : K + 1]  # [B, N, K+1] distinct
     drawings = drawings.transpose(0, 2, 1)  # [B, K+1, N]
 
@@ -79,6 +86,18 @@ def _distinct_integers(rng: np.random.Generator, high: int, rows: int, size: int
         out[repeated] = rng.integers(0, high, size=(repeated.size, size))
 
 
+def _distinct_within_groups(
+    rng: np.random.Generator, groups: list[np.ndarray], rows: int, size: int
+) -> np.ndarray:
+    """`[rows, size]` integers, each row distinct members of one group drawn uniformly from the
+    groups that have at least `size` members."""
+    usable = [np.asarray(group) for group in groups if len(group) >= size]
+    if not usable:
+        raise ValueError(f"no group has the N={size} characters a task needs")
+    chosen = rng.integers(len(usable), size=rows)
+    return np.stack([rng.choice(usable[g], size, replace=False) for g in chosen])
+
+
 class TaskBatches:
     """An endless iterator of `sample_tasks` batches from one seeded stream.
 
@@ -86,9 +105,16 @@ class TaskBatches:
     """
 
     def __init__(
-        self, images: np.ndarray, num_classes: int, num_shots: int, batch_size: int, seed: int
+        self,
+        images: np.ndarray,
+        num_classes: int,
+        num_shots: int,
+        batch_size: int,
+        seed: int,
+        groups: list[np.ndarray] | None = None,
     ) -> None:
         self.images = images
+        self.groups = groups
         self.num_classes = num_classes
         self.num_shots = num_shots
         self.batch_size = batch_size
@@ -97,7 +123,12 @@ class TaskBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         while True:
             batch = sample_tasks(
-                self.images, self.num_classes, self.num_shots, self.batch_size, self.rng
+                self.images,
+                self.num_classes,
+                self.num_shots,
+                self.batch_size,
+                self.rng,
+                self.groups,
             )
             yield tuple(torch.from_numpy(array) for array in batch)
 

@@ -96,6 +96,7 @@ class Options:
     amp: bool
     compile: bool
     rotations: bool
+    distort: bool
     finetune_mode: str
     seed: int
     quick: bool
@@ -128,10 +129,16 @@ def load_training_data(split: str, rotations: bool, progress: bool) -> dict:
     splits = load_splits(split, progress=progress)
     if split == "alphabet":  # Lake's challenge: all background alphabets train, none held out
         train = np.concatenate([splits["train"].images, splits["val"].images])
+        names = splits["train"].names + splits["val"].names
     else:
-        train = splits["train"].images
+        train, names = splits["train"].images, splits["train"].names
+    alphabet_of = np.array([name.rsplit("/", 1)[0] for name in names])
+    groups = [np.flatnonzero(alphabet_of == a) for a in np.unique(alphabet_of)]
+    if rotations:  # rotation r of character c is character r*C + c of `with_rotations`
+        groups = [np.concatenate([g + r * len(train) for r in range(4)]) for g in groups]
     return {
         "train": with_rotations(train) if rotations else train,
+        "alphabets": groups,  # character indices of each alphabet (all its rotations)
         "test": splits["test"].images,
     }
 
@@ -194,6 +201,8 @@ def run_one(
             seed=options.seed,
             device=options.device,
             progress=options.progress,
+            groups=data["alphabets"] if task == "lake" else None,  # Lake's runs: one alphabet
+            distort=options.distort,
         )
         steps, seconds, train_accuracy = log.steps, log.seconds, log.final_train_accuracy
     entry = {
@@ -202,6 +211,7 @@ def run_one(
         "num_classes": N,
         "num_shots": K,
         "split": split,
+        "budget_seconds": options.seconds,
         "train_seconds": round(seconds, 1),
         "steps": steps,
         "batch_size": batch_size,
@@ -231,6 +241,7 @@ def run_one(
         amp=options.amp,
         compile=options.compile,
         rotations=options.rotations,
+        distort=options.distort,
         finetune_mode=options.finetune_mode if learner == "finetune" else None,
         quick=options.quick,
         seed=options.seed,
@@ -266,10 +277,18 @@ def save_results(path: Path, runs: list[dict]) -> None:
         raise
 
 
+def budget_of(entry: dict) -> float:
+    """The run's training budget in seconds (older files hold only the time it trained)."""
+    return entry.get("budget_seconds") or round(entry["train_seconds"], -1)
+
+
 def merge(runs: list[dict], entry: dict) -> list[dict]:
-    """`runs` with `entry` replacing any earlier entry for the same learner and task."""
-    key = (entry["learner"], entry["task"])
-    return [run for run in runs if (run["learner"], run["task"]) != key] + [entry]
+    """`runs` with `entry` replacing any earlier entry for the same learner, task and budget."""
+
+    def key(run: dict) -> tuple:
+        return run["learner"], run["task"], budget_of(run)
+
+    return [run for run in runs if key(run) != key(entry)] + [entry]
 
 
 def format_cell(entry: dict | None) -> str:
@@ -280,14 +299,37 @@ def format_cell(entry: dict | None) -> str:
     return f"{100 * entry['accuracy']:.1f} ± {100 * entry['ci95']:.1f}"
 
 
+def augmentation_of(entry: dict) -> str:
+    parts = ["rotations"] if entry.get("rotations") else []
+    parts += ["distortions"] if entry.get("distort") else []
+    return " + ".join(parts) or "none"
+
+
 def format_table(runs: list[dict]) -> str:
-    """The README's Markdown tables: accuracies (ours beside published), then run details."""
+    """The README's Markdown tables: accuracies (ours beside published), then run details.
+
+    A cell lists every budget measured for that learner and setting, longest first (`merge`
+    keeps one run per learner, setting and budget).
+    """
+    runs = sorted(
+        runs,
+        key=lambda r: (
+            list(LEARNERS).index(r["learner"]),
+            list(TASKS).index(r["task"]),
+            -budget_of(r),
+        ),
+    )
     header = "| learner | " + " | ".join(TASK_TITLES[t] for t in TASKS) + " |"
     lines = [header, "|---" * (len(TASKS) + 1) + "|"]
-    found = {(run["learner"], run["task"]): run for run in runs}
     for learner in LEARNERS:
-        cells = [format_cell(found.get((learner, task))) for task in TASKS]
-        quick = any(found.get((learner, t), {}).get("quick") for t in TASKS)
+        cells = []
+        for task in TASKS:
+            measured = [r for r in runs if (r["learner"], r["task"]) == (learner, task)]
+            cells.append(
+                "; ".join(f"{format_cell(r)} ({budget_of(r):.0f} s)" for r in measured)
+                or format_cell(None)
+            )
+        quick = any(r["quick"] for r in runs if r["learner"] == learner)
         lines.append(
             f"| **{learner}** (this kit{', QUICK' if quick else ''}) | " + " | ".join(cells) + " |"
         )
@@ -298,13 +340,11 @@ def format_table(runs: list[dict]) -> str:
         lines.append(f"| {name} | " + " | " * (len(TASKS) - 1) + f"{error}% |")
     lines += [
         "",
-        "| learner | setting | result | training | steps x batch | machine | amp | compile"
-        + " | load avg (start, end) | date |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| learner | setting | result | training | steps x batch | machine | augmentation | amp"
+        + " | compile | load avg (start, end) | date |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for run in sorted(
-        runs, key=lambda r: (list(LEARNERS).index(r["learner"]), list(TASKS).index(r["task"]))
-    ):
+    for run in runs:
         tasks = (
             f"{run['test_items']} test drawings"
             if run["task"] == "lake"
@@ -313,8 +353,9 @@ def format_table(runs: list[dict]) -> str:
         lines.append(
             f"| {run['learner']}{' (quick)' if run['quick'] else ''} | {run['task']} "
             f"| {format_cell(run)} ({tasks}) | {run['train_seconds']:.0f} s "
-            f"| {run['steps']} x {run['batch_size']} | {run['machine']} | {run['amp']} "
-            f"| {run['compile']} | {run['load_average'][0]}, {run['load_average'][1]} | {run['date']} |"
+            f"| {run['steps']} x {run['batch_size']} | {run['machine']} | {augmentation_of(run)} "
+            f"| {run['amp']} | {run['compile']} "
+            f"| {run['load_average'][0]}, {run['load_average'][1]} | {run['date']} |"
         )
     return "\n".join(lines)
 
@@ -378,6 +419,12 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path, list[Path] | None
         "--no-rotations",
         action="store_true",
         help="no rotation augmentation of meta-train characters (default: off)",
+    )
+    add(
+        "--distort",
+        action="store_true",
+        help="also a random small affine distortion of every meta-train drawing, after Koch "
+        "et al. (default: off)",
     )
     add(
         "--finetune-mode",
@@ -447,6 +494,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path, list[Path] | None
         amp=args.amp == "on" or (args.amp == "auto" and device.type == "cuda"),
         compile=args.compile,
         rotations=not args.no_rotations,
+        distort=args.distort,
         finetune_mode=args.finetune_mode,
         seed=args.seed,
         quick=args.quick,

@@ -41,6 +41,34 @@ def with_rotations(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(rotated).reshape(4 * C, D, 784))
 
 
+def random_distortions(images: Tensor, generator: torch.Generator) -> Tensor:
+    """A random small affine distortion of every drawing: `[..., 784]` -> `[..., 784]`.
+
+    After Koch et al.'s Siamese networks for Lake's challenge: rotation within +-10 degrees,
+    shear within +-0.3, scale within 0.85-1.15 per axis, shift within +-1 pixel (of 28), each
+    drawing its own, ink outside the frame lost and blank (0) pixels brought in. Meta-train
+    tasks only, like the rotations: the learner sees more ways of drawing each character.
+    """
+    shape = images.shape
+    flat = images.reshape(-1, 1, 28, 28)  # [M, 1, 28, 28]
+    M = flat.shape[0]
+
+    def uniform(low: float, high: float) -> Tensor:
+        return low + (high - low) * torch.rand(M, generator=generator)
+
+    angle = uniform(-10, 10) * torch.pi / 180
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rotation = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+    shear = torch.eye(2).repeat(M, 1, 1)  # [M, 2, 2]
+    shear[:, 0, 1], shear[:, 1, 0] = uniform(-0.3, 0.3), uniform(-0.3, 0.3)
+    scale = torch.diag_embed(torch.stack([uniform(0.85, 1.15), uniform(0.85, 1.15)], -1))
+    shift = torch.stack([uniform(-1, 1), uniform(-1, 1)], -1) * 2 / 28  # pixels -> [-1, 1] units
+    # affine_grid maps output to input coordinates: the inverse of the distortion.
+    theta = torch.cat([torch.linalg.inv(rotation @ shear @ scale), -shift[..., None]], -1)
+    grid = F.affine_grid(theta.to(flat), list(flat.shape), align_corners=False)
+    return F.grid_sample(flat, grid, align_corners=False).reshape(shape)
+
+
 class Autocast(nn.Module):
     """Runs a learner's forward pass under mixed precision (bfloat16) and returns float32 logits.
 

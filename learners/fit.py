@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from kit.episodes import TaskBatches
 from kit.train import train_step
+from learners.common import random_distortions
 
 
 @dataclass
@@ -55,6 +56,8 @@ def meta_train(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    groups: list[np.ndarray] | None = None,
+    distort: bool = False,
 ) -> FitLog:
     """Train `model` (any learner with `forward` and `loss_function`) on tasks from `images`.
 
@@ -62,8 +65,12 @@ def meta_train(
         images: float32 `[C, D, 784]`, the meta-train characters.
         budget: the wall-clock (and optional step) budget.
         batch_size: B, tasks per step.
+        groups: if given, each task's characters come from one group (`kit.episodes.sample_tasks`).
+        distort: give every drawing a random small affine distortion
+            (`learners.common.random_distortions`).
     """
-    batches = iter(TaskBatches(images, num_classes, num_shots, batch_size, seed))
+    batches = iter(TaskBatches(images, num_classes, num_shots, batch_size, seed, groups))
+    distortions = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     model.train()
     recent: list[float] = []
@@ -79,7 +86,11 @@ def meta_train(
     while (done := budget.fraction_done(time.perf_counter() - started, steps)) < 1:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate * 0.5 * (1 + math.cos(math.pi * done))
-        task_images, task_labels = (t.to(device, non_blocking=True) for t in next(batches))
+        task_images, task_labels = next(batches)
+        if distort:
+            task_images = random_distortions(task_images, distortions)
+        task_images = task_images.to(device, non_blocking=True)
+        task_labels = task_labels.to(device, non_blocking=True)
         _, accuracy = train_step(model, optimizer, task_images, task_labels)
         recent = (recent + [accuracy])[-50:]
         steps += 1

@@ -131,6 +131,24 @@ def test_the_same_rng_seed_gives_the_same_batch_and_another_seed_another(identit
     assert not np.array_equal(first[0], third[0])
 
 
+def test_with_groups_each_task_takes_its_characters_from_one_usable_group(identity):
+    """Lake's challenge trains on tasks within one alphabet: `groups` = the alphabets."""
+    groups = [np.arange(0, 10), np.arange(10, 13), np.arange(13, 40)]  # 10, 3 and 27 characters
+    images, _ = sample_tasks(identity, 5, 1, 3000, np.random.default_rng(0), groups)
+    checks.assert_columns_hold_one_character(images)
+    checks.assert_columns_are_distinct_characters(images, 5)
+    characters, _ = checks.decode(images[:, 0])  # [T, N] the support row's characters
+    group_of = np.searchsorted([10, 13], characters, side="right")  # [T, N] 0, 1 or 2
+    assert (group_of == group_of[:, :1]).all(), "a task mixes characters of two groups"
+    counts = np.bincount(group_of[:, 0], minlength=3)
+    assert counts[1] == 0, "the 3-character group cannot hold a 5-way task"
+    statistic, threshold = checks.chi_square_fit(counts[[0, 2]], np.full(2, 1 / 2))
+    assert statistic < threshold, f"the usable groups are not drawn uniformly: {counts}"
+    assert set(np.unique(characters)) == set(range(10)) | set(range(13, 40))
+    with pytest.raises(ValueError, match="no group has the N=30 characters"):
+        sample_tasks(identity, 30, 1, 4, np.random.default_rng(0), groups)
+
+
 def test_distinct_integers_fallback_is_distinct_and_uniform():
     """N close to C takes the permutation branch (N(N-1) > C): are rows distinct and uniform?
 

@@ -20,7 +20,7 @@ from kit.episodes import sample_tasks
 from kit.train import evaluate
 from learners import LEARNERS, build_learner
 from learners.benchmark import format_table, main
-from learners.common import with_rotations
+from learners.common import random_distortions, with_rotations
 from learners.finetune import pretrain
 from learners.fit import Budget, meta_train
 from learners.lake import load_runs
@@ -107,6 +107,32 @@ def test_rotations_add_three_rotated_copies_of_every_character():
     quarter = np.rot90(images.reshape(3, 20, 28, 28), 1, axes=(2, 3)).reshape(3, 20, 784)
     assert np.array_equal(rotated[3:6], quarter)
     assert np.array_equal(with_rotations(rotated[9:12])[3:6], images)  # 270 + 90 = 360
+
+
+def test_random_distortions_move_each_drawing_a_little_and_replay_with_the_seed(splits):
+    """Each drawing its own small distortion: changed, still mostly the same ink, in frame."""
+    drawings = torch.from_numpy(splits["train"].images[:10, :4].copy())  # [10, 4, 784]
+    first = random_distortions(drawings, torch.Generator().manual_seed(0))
+    again = random_distortions(drawings, torch.Generator().manual_seed(0))
+    other = random_distortions(drawings, torch.Generator().manual_seed(1))
+    assert first.shape == drawings.shape and first.dtype == drawings.dtype
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert first.min() >= 0 and first.max() <= 1
+    moved = (first - drawings).abs().sum(-1)  # [10, 4]
+    assert (moved > 0).all(), "a drawing was left as it was"
+    ink, kept = drawings.sum(-1), first.sum(-1)  # [10, 4]
+    assert ((kept / ink - 1).abs() < 0.3).all(), "a distortion lost or added much ink"
+
+    # Blurred (a pixel's shift must not count), most like an original of its own character
+    # among the 40 (10 characters): still recognisably that character (seeds 0-7: 90-97.5%;
+    # a drawing turned by 90 degrees or replaced by another character's would be far below).
+    def blurred(x: torch.Tensor) -> torch.Tensor:
+        x = F.avg_pool2d(x.reshape(-1, 1, 28, 28), 5, stride=1, padding=2).reshape(-1, 784)
+        return F.normalize(x, dim=-1)  # [M, 784]
+
+    similarity = blurred(first) @ blurred(drawings).T  # [40, 40]: distorted x original
+    character = similarity.argmax(1) // 4  # [40] the character of the most similar original
+    assert (character == torch.arange(40) // 4).float().mean() >= 0.85
 
 
 # Budgets that take each learner well past chance on 5-way 1-shot (measured: CNP 61% after 100
