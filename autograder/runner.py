@@ -201,7 +201,8 @@ def isolation() -> str:
     return (
         RLIMIT_MODE
         + processes
-        + " (bubblewrap not available: the child can read what the grader can)"
+        + " (bubblewrap is missing or could not start a confined Python here: the child can"
+        " read what the grader can)"
     )
 
 
