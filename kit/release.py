@@ -71,11 +71,22 @@ def released_files(source: Path = SOURCE, public_checks: Path = PUBLIC_CHECKS) -
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file next to it, then `os.replace`: readers
+    see the old file or the new one, never half of it, and a failure leaves nothing behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        tmp.write(text)
-    os.chmod(tmp.name, 0o644)  # NamedTemporaryFile is private (0600); a release is not
-    os.replace(tmp.name, path)
+        try:
+            tmp.write(text)
+        except BaseException:
+            tmp.close()
+            os.unlink(tmp.name)
+            raise
+    try:
+        os.chmod(tmp.name, 0o644)  # NamedTemporaryFile is private (0600); these files are not
+        os.replace(tmp.name, path)
+    except BaseException:
+        Path(tmp.name).unlink(missing_ok=True)
+        raise
 
 
 def stale_against(expected_files: dict[str, str], release: Path, origin: str) -> dict[str, str]:

@@ -16,8 +16,8 @@ wall-clock budget per setting; the fine-tuning baseline pretrains once per split
 budget and is then fine-tuned per task. Meta-train characters are augmented with rotations by
 multiples of 90 degrees as new characters, as in the published results (`--no-rotations`).
 
-Results are merged into `--out` (JSON, one entry per learner and setting, rewritten
-atomically after every run), so partial runs add up to a table.
+Results are merged into `--out` (JSON, one entry per learner, setting and budget, rewritten
+atomically after every run; `learners.results`), so partial runs add up to a table.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,45 +37,15 @@ from torch import nn
 from learners import LEARNERS, build_learner
 from learners.common import Autocast, with_rotations
 from learners.fit import Budget, meta_train
+from learners.results import (
+    TASKS,
+    format_cell,
+    format_table,
+    load_results,
+    merge,
+    save_results,
+)
 
-TASKS: dict[str, tuple[int, int]] = {  # name -> (N, K)
-    "5w1s": (5, 1),
-    "5w5s": (5, 5),
-    "20w1s": (20, 1),
-    "20w5s": (20, 5),
-    "lake": (20, 1),
-}
-TASK_TITLES = {
-    "5w1s": "5-way 1-shot",
-    "5w5s": "5-way 5-shot",
-    "20w1s": "20-way 1-shot",
-    "20w5s": "20-way 5-shot",
-    "lake": "Lake challenge error",
-}
-# Published Omniglot accuracies (%), 28x28, rotation-augmented meta-train, the
-# Vinyals et al. split of 1200 meta-train characters (MANN: Santoro et al.'s own split).
-PUBLISHED = {
-    "MANN (Santoro et al. 2016)": {"5w1s": 82.8, "5w5s": 94.9},
-    "Matching Networks (Vinyals et al. 2016)": {
-        "5w1s": 98.1,
-        "5w5s": 98.9,
-        "20w1s": 93.8,
-        "20w5s": 98.5,
-    },
-    "Prototypical Networks (Snell et al. 2017)": {
-        "5w1s": 98.8,
-        "5w5s": 99.7,
-        "20w1s": 96.0,
-        "20w5s": 98.9,
-    },
-    "MAML (Finn et al. 2017)": {"5w1s": 98.7, "5w5s": 99.9, "20w1s": 95.8, "20w5s": 98.9},
-    "SNAIL (Mishra et al. 2018)": {"5w1s": 99.07, "5w5s": 99.78, "20w1s": 97.64, "20w5s": 99.36},
-}
-PUBLISHED_LAKE_ERROR = {  # % error on the 20 runs of Lake et al. 2015
-    "People (Lake et al. 2015)": 4.5,
-    "Bayesian Program Learning (Lake et al. 2015)": 3.3,
-    "Siamese convnet (Koch et al. 2015)": 8.0,
-}
 CPU_IMAGES_PER_STEP = 200  # auto batch size: B = this / ((K+1)*N) tasks per step
 GPU_IMAGES_PER_STEP = 3200
 CPU_EVAL_IMAGES = 2000  # images per evaluation batch (memory, not speed, sets these)
@@ -249,115 +218,6 @@ def run_one(
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     )
     return entry
-
-
-def load_results(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    try:
-        return json.loads(path.read_text())["runs"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(
-            f"{path} is not a benchmark results file ({error}); move it away"
-        ) from error
-
-
-def save_results(path: Path, runs: list[dict]) -> None:
-    """Write atomically: a temporary file next to `path`, then `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as file:
-            json.dump({"runs": runs}, file, indent=2)
-            file.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes files 0600; results are ordinary shared files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def budget_of(entry: dict) -> float:
-    """The run's training budget in seconds (older files hold only the time it trained)."""
-    return entry.get("budget_seconds") or round(entry["train_seconds"], -1)
-
-
-def merge(runs: list[dict], entry: dict) -> list[dict]:
-    """`runs` with `entry` replacing any earlier entry for the same learner, task and budget."""
-
-    def key(run: dict) -> tuple:
-        return run["learner"], run["task"], budget_of(run)
-
-    return [run for run in runs if key(run) != key(entry)] + [entry]
-
-
-def format_cell(entry: dict | None) -> str:
-    if entry is None:
-        return "not measured yet"
-    if entry["task"] == "lake":
-        return f"{100 * entry['error_rate']:.1f}%"
-    return f"{100 * entry['accuracy']:.1f} ± {100 * entry['ci95']:.1f}"
-
-
-def augmentation_of(entry: dict) -> str:
-    parts = ["rotations"] if entry.get("rotations") else []
-    parts += ["distortions"] if entry.get("distort") else []
-    return " + ".join(parts) or "none"
-
-
-def format_table(runs: list[dict]) -> str:
-    """The README's Markdown tables: accuracies (ours beside published), then run details.
-
-    A cell lists every budget measured for that learner and setting, longest first (`merge`
-    keeps one run per learner, setting and budget).
-    """
-    runs = sorted(
-        runs,
-        key=lambda r: (
-            list(LEARNERS).index(r["learner"]),
-            list(TASKS).index(r["task"]),
-            -budget_of(r),
-        ),
-    )
-    header = "| learner | " + " | ".join(TASK_TITLES[t] for t in TASKS) + " |"
-    lines = [header, "|---" * (len(TASKS) + 1) + "|"]
-    for learner in LEARNERS:
-        cells = []
-        for task in TASKS:
-            measured = [r for r in runs if (r["learner"], r["task"]) == (learner, task)]
-            cells.append(
-                "; ".join(f"{format_cell(r)} ({budget_of(r):.0f} s)" for r in measured)
-                or format_cell(None)
-            )
-        quick = any(r["quick"] for r in runs if r["learner"] == learner)
-        lines.append(
-            f"| **{learner}** (this kit{', QUICK' if quick else ''}) | " + " | ".join(cells) + " |"
-        )
-    for name, scores in PUBLISHED.items():
-        cells = [f"{scores[t]}" if t in scores else "" for t in TASKS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    for name, error in PUBLISHED_LAKE_ERROR.items():
-        lines.append(f"| {name} | " + " | " * (len(TASKS) - 1) + f"{error}% |")
-    lines += [
-        "",
-        "| learner | setting | result | training | steps x batch | machine | augmentation | amp"
-        + " | compile | load avg (start, end) | date |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for run in runs:
-        tasks = (
-            f"{run['test_items']} test drawings"
-            if run["task"] == "lake"
-            else f"{run['test_tasks']} tasks"
-        )
-        lines.append(
-            f"| {run['learner']}{' (quick)' if run['quick'] else ''} | {run['task']} "
-            f"| {format_cell(run)} ({tasks}) | {run['train_seconds']:.0f} s "
-            f"| {run['steps']} x {run['batch_size']} | {run['machine']} | {augmentation_of(run)} "
-            f"| {run['amp']} | {run['compile']} "
-            f"| {run['load_average'][0]}, {run['load_average'][1]} | {run['date']} |"
-        )
-    return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None) -> tuple[Options, Path, list[Path] | None]:

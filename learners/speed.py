@@ -23,8 +23,9 @@ import torch
 from kit.episodes import TaskBatches
 from kit.train import train_step
 from learners import LEARNERS, build_learner
-from learners.benchmark import TASKS, auto_batch_size
+from learners.benchmark import auto_batch_size
 from learners.common import Autocast
+from learners.results import TASKS
 
 VARIANTS = {"fp32": (False, False), "amp": (True, False), "amp+compile": (True, True)}
 

@@ -19,11 +19,12 @@ import torch.nn.functional as F
 from kit.episodes import sample_tasks
 from kit.train import evaluate
 from learners import LEARNERS, build_learner
-from learners.benchmark import format_table, main
+from learners.benchmark import main
 from learners.common import random_distortions, with_rotations
 from learners.finetune import pretrain
 from learners.fit import Budget, meta_train
 from learners.lake import load_runs
+from learners.results import format_table
 
 from .conftest import REPO, omniglot_source
 
