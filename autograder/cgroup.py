@@ -16,6 +16,7 @@ grader that was killed (SIGKILL skips every cleanup) is removed by the next grad
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 import signal
@@ -75,10 +76,11 @@ def parent_folder() -> Path | None:
     return folder if usable else None
 
 
+_numbers = itertools.count(1)  # next() is atomic: children started from threads get distinct names
+
+
 class ProcessCap:
     """One child's pids cgroup: at most `MAX_TASKS` processes and threads in it at once."""
-
-    _count = 0
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -90,8 +92,7 @@ class ProcessCap:
         if parent is None:
             return None
         remove_stale(parent)
-        cls._count += 1
-        path = parent / f"autograder-{os.getpid()}-{cls._count}"
+        path = parent / f"autograder-{os.getpid()}-{next(_numbers)}"
         try:
             path.mkdir()
             (path / "pids.max").write_text(str(max_tasks))
