@@ -239,11 +239,12 @@ def run_child(
 
     The child gets its own session and its own pids cgroup where one can be made (so that
     `kill_child` ends it and everything it started, and a fork bomb stops at
-    `cgroup.MAX_TASKS`), the resource limits of `limits`, the environment `env` and nothing else, `workdir` as its
-    working folder, stdin as the request pipe, and `workdir/stdout.txt` / `stderr.txt` as its
-    output. Where bubblewrap works (`sandbox_available`), it also runs in the sandbox of
-    `bwrap_argv`, seeing only `workdir` (writable), `readable` and the Python installation;
-    otherwise it runs as a plain subprocess (`isolation()` says which).
+    `cgroup.MAX_TASKS`), the resource limits of `limits`, the environment `env` and nothing
+    else, `workdir` as its working folder, stdin as the request pipe, and
+    `workdir/stdout.txt` / `stderr.txt` as its output. Where bubblewrap works
+    (`sandbox_available`), it also runs in the sandbox of `bwrap_argv`, seeing only `workdir`
+    (writable), `readable` and the Python installation; otherwise it runs as a plain
+    subprocess (`isolation()` says which).
     """
     if sandbox_available():
         hand_over(workdir)

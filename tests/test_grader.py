@@ -378,7 +378,8 @@ def test_a_sandboxed_child_is_an_unprivileged_user_without_capabilities(tmp_path
     folder.mkdir()
     (folder / "models.py").write_text(
         "import os\n"
-        "status = dict(line.split(':\\t') for line in open('/proc/self/status').read().splitlines())\n"
+        "lines = open('/proc/self/status').read().splitlines()\n"
+        "status = dict(line.split(':\\t') for line in lines)\n"
         "uid_map = open('/proc/self/uid_map').read().split()\n"
         "print('ids', os.getuid(), os.geteuid(), os.getgid(), os.getgroups(), status['CapEff'],"
         " status['CapPrm'], status['NoNewPrivs'], uid_map, flush=True)\n"
