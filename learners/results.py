@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kit.release import write_atomic
+from publish.files import write_atomic
 from learners import LEARNERS
 
 TASKS: dict[str, tuple[int, int]] = {  # name -> (N, K)
