@@ -17,15 +17,7 @@ from pathlib import Path
 
 from kit.submission import REPO_ROOT
 from publish import hints, package
-from publish.pipeline import Settings, generate, stale, write
-
-
-def configured_level(root: Path = REPO_ROOT) -> str:
-    """The course's hint level: `[tool.publish] hints` in `root/pyproject.toml`, else steps."""
-    pyproject = root / "pyproject.toml"
-    config = tomllib.loads(pyproject.read_text()) if pyproject.is_file() else {}
-    level = config.get("tool", {}).get("publish", {}).get("hints", hints.DEFAULT_LEVEL)
-    return hints.check_level(level)
+from publish.pipeline import Settings, configured_level, generate, stale, write
 
 
 def build_parser(default_level: str) -> argparse.ArgumentParser:

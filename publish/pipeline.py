@@ -15,6 +15,7 @@ folder swapped in whole. `dist/` is git-ignored: `--check` compares it only wher
 from __future__ import annotations
 
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,19 @@ from publish import course, handout, hints, notebooks, package, stubs
 from publish.files import replace_folder, unified_diff, write_atomic
 
 STUDENT_NOTEBOOKS = ("episodes.ipynb", "learning_curves.ipynb")
+
+
+def configured_level(root: Path = REPO_ROOT) -> str:
+    """The course's hint level: `[tool.publish] hints` in `root/pyproject.toml`, else steps.
+
+    Raises:
+        ValueError: the level there is not a hint level.
+    """
+    pyproject = root / "pyproject.toml"
+    config = tomllib.loads(pyproject.read_text()) if pyproject.is_file() else {}
+    return hints.check_level(
+        config.get("tool", {}).get("publish", {}).get("hints", hints.DEFAULT_LEVEL)
+    )
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,11 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import json
 import os
-from dataclasses import dataclass
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import nbformat
@@ -46,7 +49,8 @@ class Cell:
 class _Collector:
     """A pytest plugin that records every collected check's points and visibility."""
 
-    def __init__(self) -> None:
+    def __init__(self, checks: Path) -> None:
+        self.folder = checks
         self.checks: list[Check] = []
         self.errors: list[str] = []
 
@@ -62,7 +66,7 @@ class _Collector:
             visibility = item.get_closest_marker("visibility")
             self.checks.append(
                 Check(
-                    file=Path(item.path).relative_to(CHECKS).as_posix(),
+                    file=Path(item.path).relative_to(self.folder).as_posix(),
                     name=check_name(item),
                     points=float(points.args[0]) if points else 0.0,
                     visibility=visibility.args[0] if visibility else "visible",
@@ -73,12 +77,29 @@ class _Collector:
 def grader_checks(checks: Path = CHECKS) -> list[Check]:
     """Every check of the grader under `checks/` (public and hidden), in collection order.
 
+    Collected in a fresh Python process (`collect`), so that check modules imported by an
+    earlier collection are never reused.
+
     Raises:
         RuntimeError: the checks could not be collected.
     """
+    done = subprocess.run(
+        [sys.executable, "-m", "publish.points", str(checks)],
+        check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the grader's checks could not be collected: {done.stderr[-2000:]}")
+    return [Check(**record) for record in json.loads(done.stdout)]
+
+
+def collect(checks: Path) -> list[Check]:
+    """Collect the checks under `checks/` with pytest and the grader's plugin, in-process."""
     import pytest
 
-    collector = _Collector()
+    collector = _Collector(checks)
     argv = [
         str(checks),
         "-c",
@@ -98,7 +119,7 @@ def grader_checks(checks: Path = CHECKS) -> list[Check]:
         code = pytest.main(argv, plugins=[collector])
     if collector.errors or code != pytest.ExitCode.OK:
         reason = collector.errors[0] if collector.errors else printed.getvalue()[-2000:]
-        raise RuntimeError(f"the grader's checks could not be collected: {reason}")
+        raise RuntimeError(reason)
     return collector.checks
 
 
@@ -119,3 +140,13 @@ def notebook_cells(sources: dict[str, bytes]) -> list[Cell]:
                     Cell(name, meta["grade_id"], float(meta["points"]), bool(meta["solution"]))
                 )
     return cells
+
+
+if (
+    __name__ == "__main__"
+):  # `python -m publish.points CHECKS`: the checks as JSON, for `grader_checks`
+    try:
+        print(json.dumps([asdict(check) for check in collect(Path(sys.argv[1]))]))
+    except RuntimeError as error:
+        print(error, file=sys.stderr)
+        sys.exit(1)

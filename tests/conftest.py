@@ -40,3 +40,12 @@ def omniglot() -> Omniglot:
 def splits(omniglot: Omniglot) -> dict[str, Split]:
     """The default split: "train", "val", "test" with images float32 [C, 20, 784]."""
     return load_splits("default", source=omniglot_source(), progress=False)
+
+
+@pytest.fixture(scope="session")
+def published() -> dict[str, bytes]:
+    """Every file `python -m publish` generates at the course's hint level, in memory
+    (repository path -> bytes); runs nbgrader and collects the grader's checks once."""
+    from publish.pipeline import Settings, configured_level, generate
+
+    return generate(Settings(hints=configured_level()))
