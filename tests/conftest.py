@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from data import Omniglot, Split, load_omniglot, load_splits
-from data.omniglot import CACHE_FILE, cache_dir
+from data import Omniglot, OmniglotDataError, Split, load_omniglot, load_splits
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,13 +26,13 @@ def omniglot_source() -> Path | None:
 @pytest.fixture(scope="session")
 def omniglot() -> Omniglot:
     """The whole processed set, images float32 [1623, 20, 784], from the default cache."""
-    source = omniglot_source()
-    if source is None and not (cache_dir() / CACHE_FILE).is_file():
+    try:  # with no source and no cache, this downloads the archives (a fresh machine)
+        return load_omniglot(source=omniglot_source(), progress=False)
+    except OmniglotDataError as error:
         pytest.skip(
-            "no Omniglot data: set OMNIGLOT_SOURCE to the folder holding images_background.zip "
-            "and images_evaluation.zip (CI: ../shared/omniglot), or run `python -m data prepare`"
+            f"no Omniglot data ({error}): set OMNIGLOT_SOURCE to the folder holding "
+            "images_background.zip and images_evaluation.zip, or run `python -m data prepare`"
         )
-    return load_omniglot(source=source, progress=False)
 
 
 @pytest.fixture(scope="session")
