@@ -244,6 +244,7 @@ def test_the_handout_lists_every_written_question_and_notebook_point(published):
 def test_the_handout_is_for_students(published):
     """Does the handout give the student's commands, and nothing only an instructor needs?"""
     readme = published["handout/README.md"].decode() + published["handout/SUBMIT.md"].decode()
+    assert "{{" not in readme, "a template placeholder was left unfilled"
     for command in (
         "pip install -r requirements.txt",
         "-m kit.train --code . --dry-run",
