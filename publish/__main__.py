@@ -63,9 +63,11 @@ def main(argv: list[str] | None = None, root: Path = REPO_ROOT) -> int:
             print(diff, end="" if diff.endswith("\n") else "\n")
         if diffs:
             names = ", ".join(list(diffs)[:6]) + (", ..." if len(diffs) > 6 else "")
+            rerun = "python -m publish" + (
+                f" --hints {args.hints}" if args.hints != default_level else ""
+            )
             print(
-                f"error: {len(diffs)} generated file(s) are stale ({names}): "
-                f"run python -m publish{' --hints ' + args.hints if args.hints != default_level else ''}",
+                f"error: {len(diffs)} generated file(s) are stale ({names}): run {rerun}",
                 file=sys.stderr,
             )
             return 1

@@ -1,10 +1,11 @@
 """The release pipeline: every generated file of the kit, in one ordered list of steps.
 
-    1. notebooks          publish/notebooks/*.py      -> notebooks/blackbox/*.ipynb, notebooks/demo.ipynb
-    2. stubs              solutions/*.py, public checks -> assignment/*.py, assignment/public_checks/
-    3. student notebooks  step 1, nbgrader             -> assignment/*.ipynb
-    4. handout            templates, checks, step 1    -> handout/README.md, SUBMIT.md, requirements.txt
-    5. package            steps 2-4 (+ runtime)        -> dist/blackbox-student/, dist/blackbox-student.zip
+    step                  from                              writes
+    1. notebooks          publish/notebooks/*.py            notebooks/blackbox/*.ipynb, demo.ipynb
+    2. stubs              solutions/*.py, public checks     assignment/*.py, public_checks/
+    3. student notebooks  step 1, by nbgrader               assignment/*.ipynb
+    4. handout            templates, checks' points, step 1 handout/: README, SUBMIT, requirements
+    5. package            steps 2-4 (+ the runtime)         dist/blackbox-student/ and its .zip
 
 Each step gets the files the earlier steps made (in memory) and returns its own, so that
 `--check` compares what a full run would write, never a mix of old and new. Everything is
@@ -105,9 +106,8 @@ def generate(settings: Settings, report: Callable[[str], None] = lambda line: No
         if overlap:
             raise RuntimeError(f"step {name} writes {overlap[0]}, made by an earlier step")
         outputs.update(made)
-        report(
-            f"[{index}/{len(STEPS)}] {name}: {len(made)} files ({time.perf_counter() - start:.1f} s)"
-        )
+        seconds = time.perf_counter() - start
+        report(f"[{index}/{len(STEPS)}] {name}: {len(made)} files ({seconds:.1f} s)")
     return outputs
 
 

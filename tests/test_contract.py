@@ -98,7 +98,8 @@ def test_the_contracts_numbers_are_the_data_and_the_grader():
     """Are the archive counts, the default split sizes, the episode checks' (K, N) and the
     accuracy checks' (K, N) those of the code?"""
     for name, info in EXPECTED.items():
-        expected = f"`{name}.zip` ({info.alphabets} alphabets, {info.characters} characters, {info.images} images)"
+        counts = f"{info.alphabets} alphabets, {info.characters} characters, {info.images} images"
+        expected = f"`{name}.zip` ({counts})"
         assert expected in " ".join(CONTRACT.split()), expected
     sizes = DEFAULT_SIZES
     assert (
