@@ -12,6 +12,7 @@ stale. The modules:
 - `handout` (from `templates/`) and `points` (what each check and notebook cell is worth);
 - `package`: the student package `dist/blackbox-student/` and its zip, scanned by `leaks`.
 
-It is the instructor's tool, not part of a training run: nothing in `kit/`, `data/` or
-`autograder/` imports it.
+It is the instructor's tool, not part of a training run or of grading: nothing that `kit/`,
+`data/` or `autograder/` run imports it (`kit/release.py` only re-exports names of `stubs` for
+`tests/test_grader.py`, until that test imports them from here).
 """
