@@ -5,8 +5,8 @@
     release/blackbox/     what `nbgrader generate_assignment blackbox` writes (gitignored)
     submitted/<student>/blackbox/, autograded/, feedback/, gradebook.db   nbgrader's own
 
-`python -m kit.release` runs `nbgrader generate_assignment` with this file in a temporary
-course folder and copies the student notebooks into `assignment/`, next to the `.py` stubs.
+`python -m publish` runs `nbgrader generate_assignment` with this file in a temporary course
+folder and writes the student notebooks into `assignment/`, next to the `.py` stubs.
 See the README section "notebooks" for the instructor's commands.
 """
 

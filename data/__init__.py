@@ -7,26 +7,27 @@ Example:
     (1100, 20, 784)
 """
 
-from .omniglot import (
+from .archives import (
     ARCHIVES,
     DEFAULT_URL_BASE,
     EXPECTED,
+    EXPECTED_RUNS,
+    LAKE_RUNS,
     ArchiveInfo,
-    Omniglot,
     OmniglotDataError,
     acquire_archive,
-    build_cache,
     cache_dir,
-    load_omniglot,
-    process_png,
     verify_archive,
 )
+from .omniglot import Omniglot, build_cache, load_omniglot, process_png
 from .splits import SPLIT_SEED, SPLITS, Split, load_splits, split_names
 
 __all__ = [
     "ARCHIVES",
     "DEFAULT_URL_BASE",
     "EXPECTED",
+    "EXPECTED_RUNS",
+    "LAKE_RUNS",
     "SPLITS",
     "SPLIT_SEED",
     "ArchiveInfo",

@@ -1,4 +1,5 @@
-"""Command line: `python -m data prepare` builds the cache, `python -m data verify ZIP` checks a zip.
+"""Command line: `python -m data prepare` builds the cache, `python -m data verify ZIP` checks a zip
+(either image archive, or Lake's `all_runs.zip`).
 
 Errors in the data (no network, a missing, corrupt or wrong archive) print one `error:` paragraph
 on stderr and exit with status 1, never a traceback.
@@ -11,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from .omniglot import ARCHIVES, CACHE_FILE, OmniglotDataError, prepare, verify_archive
+from .archives import ARCHIVES, LAKE_RUNS, OmniglotDataError, verify_archive
+from .omniglot import CACHE_FILE, prepare
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("path", metavar="PATH", help="the zip to check (default: required)")
     ver.add_argument(
         "--name",
-        choices=ARCHIVES,
+        choices=(*ARCHIVES, LAKE_RUNS),
         default=None,
         help="which archive PATH should be (default: taken from the file name)",
     )
@@ -75,13 +77,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             name = args.name or Path(args.path).name.removesuffix(".zip")
-            if name not in ARCHIVES:
+            if name not in (*ARCHIVES, LAKE_RUNS):
                 raise OmniglotDataError(
                     f"Cannot tell which archive {args.path} should be from its file name. Pass "
-                    f"--name {ARCHIVES[0]} or --name {ARCHIVES[1]}."
+                    f"--name {ARCHIVES[0]}, --name {ARCHIVES[1]} or --name {LAKE_RUNS}."
                 )
             digest = verify_archive(args.path, name)
-            print(f"OK {args.path}: {name}.zip, content digest {digest}")
+            kind = "sha256" if name == LAKE_RUNS else "content digest"
+            print(f"OK {args.path}: {name}.zip, {kind} {digest}")
     except OmniglotDataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

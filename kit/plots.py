@@ -80,8 +80,12 @@ def plot_learning_curves(
 
 
 def _draw_task(figure, images, labels, title: str) -> None:
-    """Draw one task `[K+1, N, 784]`, `[K+1, N, N]` as a (K+1) x N grid into `figure`."""
+    """Draw one task `[K+1, N, 784]`, `[K+1, N, N]` as a (K+1) x N grid into `figure`: the
+    support rows titled by their shot, the last row "query", with "(shuffled)" when its labels
+    are out of class order and "(class order)" when they are not."""
     K_plus_1, N, _ = images.shape
+    query_classes = labels[-1].argmax(-1)  # [N]
+    shuffled = bool((query_classes != np.arange(N)).any())
     axes = figure.subplots(K_plus_1, N, squeeze=False)
     for row in range(K_plus_1):
         for column in range(N):
@@ -95,8 +99,9 @@ def _draw_task(figure, images, labels, title: str) -> None:
                 spine.set_color("C1" if is_query else "0.6")
                 spine.set_linewidth(2 if is_query else 1)
             if column == 0:
+                order = "shuffled" if shuffled else "class order"
                 ax.set_ylabel(
-                    "query\n(shuffled)" if is_query else f"support\nshot {row}", fontsize=9
+                    f"query\n({order})" if is_query else f"support\nshot {row}", fontsize=9
                 )
     figure.suptitle(title, fontsize=11)
 
@@ -112,11 +117,11 @@ def plot_task(
     path: str | Path | None = None,
     title: str | None = None,
 ) -> plt.Figure:
-    """One task as a grid: support rows in class order with their labels, then the query row.
+    """One task as a grid: the support rows with their labels, then the query row.
 
     Args:
-        images: `[K+1, N, 784]`, rows 0..K-1 the support set, row K the shuffled query set
-            (NumPy array or torch tensor).
+        images: `[K+1, N, 784]`, rows 0..K-1 the support set, row K the query set (NumPy
+            array or torch tensor).
         labels: `[K+1, N, N]` one-hot; each image is captioned with its label's index.
         path: where to save the PNG; `None` saves nothing.
     """

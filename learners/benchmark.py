@@ -301,7 +301,8 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path, list[Path] | None
     add(
         "--lake-runs",
         default=None,
-        help="Lake's all_runs.zip (default: $OMNIGLOT_SOURCE/all_runs.zip)",
+        help="Lake's all_runs.zip (default: acquired by data/: $OMNIGLOT_SOURCE/all_runs.zip "
+        "or a download, verified and cached)",
     )
     add(
         "--out",

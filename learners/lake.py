@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from data import process_png
+from data import LAKE_RUNS, OmniglotDataError, acquire_archive, process_png, verify_archive
 from kit.train import query_accuracy
 
 RUNS = 20
@@ -41,23 +41,20 @@ class LakeRuns:
     labels: np.ndarray
 
 
-def default_runs_path() -> Path:
-    """`$OMNIGLOT_SOURCE/all_runs.zip`, else `<repo>/../shared/omniglot/all_runs.zip`."""
-    source = os.environ.get("OMNIGLOT_SOURCE")
-    folder = Path(source) if source else Path(__file__).resolve().parents[2] / "shared" / "omniglot"
-    return folder / "all_runs.zip"
-
-
 def load_runs(path: str | os.PathLike | None = None) -> LakeRuns:
-    """Read the 20 runs from `all_runs.zip` (no extraction). Raises FileNotFoundError or
-    ValueError with what is wrong and what to do."""
-    path = Path(path) if path is not None else default_runs_path()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} does not exist: pass --lake-runs /path/to/all_runs.zip (Lake's "
-            f"brendenlake/omniglot python/one-shot-classification/all_runs.zip) or set "
-            f"OMNIGLOT_SOURCE to the folder holding it"
-        )
+    """Read the 20 runs from `all_runs.zip` (no extraction): `path` when given, else the copy
+    that `data` acquires and verifies (`$OMNIGLOT_SOURCE/all_runs.zip`, or a download from the
+    dataset's GitHub repository, cached in `cache/omniglot/raw/`).
+
+    Raises:
+        OmniglotDataError: the zip is missing, damaged or not Lake's `all_runs.zip`; the
+            message says what to do.
+    """
+    if path is None:
+        path = acquire_archive(LAKE_RUNS)
+    else:
+        verify_archive(path, LAKE_RUNS)
+    path = Path(path)
     images = np.zeros((RUNS, 2, WAYS, 784), np.float32)
     labels = np.zeros((RUNS, 2, WAYS, WAYS), np.float32)
     with zipfile.ZipFile(path) as zf:
@@ -68,14 +65,18 @@ def load_runs(path: str | os.PathLike | None = None) -> LakeRuns:
                 labels[r, 0, n, n] = 1.0
             pairs = zf.read(f"{run}/class_labels.txt").decode().split()  # test, training, ...
             if len(pairs) != 2 * WAYS:
-                raise ValueError(f"{path}: {run}/class_labels.txt has {len(pairs)} entries, not 40")
+                raise OmniglotDataError(
+                    f"{path}: {run}/class_labels.txt has {len(pairs)} entries, not 40"
+                )
             for test, train in zip(pairs[::2], pairs[1::2]):
                 q = int(Path(test).stem.removeprefix("item")) - 1  # test/item07.png -> 6
                 n = int(Path(train).stem.removeprefix("class")) - 1  # training/class13.png -> 12
                 images[r, 1, q] = process_png(zf.read(test))
                 labels[r, 1, q, n] = 1.0
     if not (labels[:, 1].sum(axis=1) == 1).all():
-        raise ValueError(f"{path}: a run's test drawings do not cover its 20 classes once each")
+        raise OmniglotDataError(
+            f"{path}: a run's test drawings do not cover its 20 classes once each"
+        )
     return LakeRuns(images, labels)
 
 

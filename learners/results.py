@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kit.release import write_atomic
 from learners import LEARNERS
+from publish.files import write_atomic
 
 TASKS: dict[str, tuple[int, int]] = {  # name -> (N, K)
     "5w1s": (5, 1),

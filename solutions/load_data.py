@@ -67,6 +67,18 @@ class DataGenerator(torch.utils.data.IterableDataset):
             labels: float32 `[K+1, N, N]`, one-hot; `labels[k, n] = e_n` for k < K, and
                 `labels[K]` is permuted together with `images[K]`.
 
+        Outline:
+            - The N classes are N distinct characters of the C, drawn uniformly without
+              replacement; class n is column n.
+            - Each class uses K+1 distinct drawings of its character: K support drawings
+              (rows 0..K-1) and one query drawing (row K), never one of its support drawings.
+            - Support rows are in class order: row k, column n holds a drawing of class n,
+              labelled e_n.
+            - The query row is shuffled by a fresh random permutation for every task, the
+              same permutation for its images and its labels, so that a query's position
+              says nothing about its label.
+            - Every random number comes from `self.rng`: the same seed gives the same tasks.
+
         Steps:
             1. Pick N distinct characters: `self.rng.choice(C, size=N, replace=False)`.
             2. For each of them pick K+1 distinct drawings (again without replacement):

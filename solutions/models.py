@@ -45,6 +45,16 @@ class MANN(nn.Module):
             `[B, K+1, N, N]` logits; `preds[:, K]` are the query predictions. The inputs are
             left unchanged.
 
+        Outline:
+            - The model never sees the query labels: in what it reads, the query row's
+              labels are zeros. `labels` itself is never modified.
+            - Each example is its image followed by its label (zeros for the query row):
+              784+N numbers.
+            - The examples form one sequence `[B, (K+1)*N, 784+N]`: the support rows in
+              order (row 0 first, within a row class 0 first), then the query row.
+            - `self.layer1` reads the sequence and `self.layer2` reads its outputs; the
+              output at each position is that example's logits, returned as `[B, K+1, N, N]`.
+
         Steps:
             1. Hide the query labels: build a new labels tensor whose row K is zeros
                (`torch.zeros_like` and `torch.cat`); never write into `labels` in place.
@@ -78,6 +88,12 @@ class MANN(nn.Module):
         Returns:
             A differentiable scalar: the mean over the B*N query predictions (row K) of
             the cross-entropy between `preds[:, K]` and the class index of `labels[:, K]`.
+
+        Outline:
+            - Only the query row counts: the B*N query predictions, each scored against the
+              class its one-hot label names.
+            - The loss is their mean cross-entropy over logits (the model applies no
+              softmax), a torch scalar that carries gradient to the model's weights.
 
         Steps:
             1. Keep only the query row, `preds[:, -1]` and `labels[:, -1]`: `[B, N, N]`.

@@ -24,7 +24,14 @@ from PIL import Image
 
 import data
 import data.omniglot as om
-from data import OmniglotDataError, acquire_archive, load_omniglot, load_splits, verify_archive
+from data import (
+    OmniglotDataError,
+    acquire_archive,
+    archives,
+    load_omniglot,
+    load_splits,
+    verify_archive,
+)
 from data.splits import SPLITS, split_indices
 
 from .conftest import REPO, omniglot_source
@@ -367,6 +374,124 @@ def test_error_message_is_one_paragraph(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
+# Lake's one-shot runs, all_runs.zip: acquired and checked like the image archives
+
+
+RUNS_URL_PATH = "one-shot-classification/all_runs.zip"  # under the base URL, as on GitHub
+
+
+def test_real_lake_runs_verify_to_the_sources_md_sha256(source):
+    """Does the shared all_runs.zip verify, returning the sha256 of data/SOURCES.md?"""
+    runs = source / "all_runs.zip"
+    assert verify_archive(runs, data.LAKE_RUNS) == data.EXPECTED_RUNS.sha256
+
+
+def test_lake_runs_are_copied_from_the_source_then_reused(source, tmp_path, offline):
+    """Is all_runs.zip copied from the source folder into the cache, and reused afterwards?"""
+    cache = tmp_path / "cache"
+    path = acquire_archive(data.LAKE_RUNS, cache, source=source, progress=False)
+    assert path == cache / "raw" / "all_runs.zip" and files_under(cache) == [path]
+    assert path.read_bytes() == (source / "all_runs.zip").read_bytes()
+    mtime = path.stat().st_mtime_ns
+    assert acquire_archive(data.LAKE_RUNS, cache, source=tmp_path / "nowhere") == path
+    assert path.stat().st_mtime_ns == mtime
+
+
+def test_lake_runs_download_from_the_dataset_layout(source, serve, tmp_path):
+    """Is all_runs.zip downloaded from `<base>/one-shot-classification/all_runs.zip`?"""
+    (serve / RUNS_URL_PATH).parent.mkdir(parents=True)
+    shutil.copyfile(source / "all_runs.zip", serve / RUNS_URL_PATH)
+    cache = tmp_path / "cache"
+    path = acquire_archive(data.LAKE_RUNS, cache, progress=False)
+    assert files_under(cache) == [path] and path.name == "all_runs.zip"
+    assert archives.archive_url(data.LAKE_RUNS) == f"{os.environ['OMNIGLOT_URL']}/{RUNS_URL_PATH}"
+    assert data.DEFAULT_URL_BASE.endswith("brendenlake/omniglot/raw/master/python")
+
+
+def _runs_rezipped(src: Path, dest: Path, keep=lambda name: True, replace=None) -> None:
+    """all_runs.zip rebuilt with the members `keep` accepts, `replace` swapping one PNG."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zout:
+        for entry in zin.namelist():
+            if keep(entry):
+                zout.writestr(entry, tiny_png() if entry == replace else zin.read(entry))
+
+
+def _runs_served(make):
+    def prepare(src: Path, www: Path) -> None:
+        target = www / RUNS_URL_PATH
+        target.parent.mkdir(parents=True)
+        make(src / "all_runs.zip", target)
+
+    return prepare
+
+
+BAD_RUNS = {
+    # case: (how the served file is made from the real one, expected message)
+    "404": (lambda src, dest: None, "HTTP 404"),
+    "truncated": (
+        lambda src, dest: dest.write_bytes(src.read_bytes()[: src.stat().st_size // 2]),
+        "not a complete zip archive",
+    ),
+    "html": (
+        lambda src, dest: dest.write_bytes(b"<!DOCTYPE html><html></html>"),
+        "is an HTML page",
+    ),
+    "wrong archive": (
+        lambda src, dest: shutil.copyfile(src.parent / "images_evaluation.zip", dest),
+        "it looks like images_evaluation.zip instead",
+    ),
+    "corrupt member": (lambda src, dest: corrupt_member(src, dest), "is corrupt"),
+    "a run missing": (
+        lambda src, dest: _runs_rezipped(src, dest, keep=lambda n: not n.startswith("run20/")),
+        "holds 19 runs and 760 PNGs",
+    ),
+    "other content": (
+        lambda src, dest: _runs_rezipped(src, dest, replace="run07/test/item03.png"),
+        "wrong sha256",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_RUNS))
+def test_bad_lake_runs_download_raises_a_clear_error_and_leaves_nothing(
+    source, serve, tmp_path, case
+):
+    """Does each bad all_runs.zip raise OmniglotDataError saying why, and leave no file?"""
+    make, message = BAD_RUNS[case]
+    _runs_served(make)(source, serve)
+    cache = tmp_path / "cache"
+    with pytest.raises(OmniglotDataError, match=message) as err:
+        acquire_archive(data.LAKE_RUNS, cache, progress=False)
+    assert "127.0.0.1" in str(err.value) and "\n" not in str(err.value)
+    assert files_under(cache) == []
+
+
+def test_missing_lake_runs_in_source_name_the_path(tmp_path, monkeypatch, offline):
+    """Does a source folder without all_runs.zip give an error naming it, and load_runs too?"""
+    from learners.lake import load_runs
+
+    empty = tmp_path / "zips"
+    empty.mkdir()
+    monkeypatch.setenv("OMNIGLOT_SOURCE", str(empty))
+    monkeypatch.setenv("OMNIGLOT_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(OmniglotDataError, match=r"all_runs\.zip does not exist") as err:
+        load_runs()
+    assert str(empty / "all_runs.zip") in str(err.value) and "Lake" in str(err.value)
+    assert files_under(tmp_path / "cache") == []
+
+
+def test_sources_md_states_the_digests_and_counts_the_kit_checks():
+    """Does data/SOURCES.md, which every data error cites, hold the digests, sha256 and counts
+    that `data` checks?"""
+    sources = (REPO / "data" / "SOURCES.md").read_text()
+    for name, info in data.EXPECTED.items():
+        assert f"| {name}.zip | {info.digest} |" in sources
+        assert f"{info.alphabets} alphabets, {info.characters} characters, {info.images}" in sources
+    assert f"| all_runs.zip | 352787 | {data.EXPECTED_RUNS.sha256} |" in sources
+    assert archives.SOURCES == "data/SOURCES.md"
+
+
+# --------------------------------------------------------------------------------------------
 # Command line
 
 
@@ -401,3 +526,10 @@ def test_cli_verify_good_file_prints_ok_and_digest(source):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK ")
     assert om.EXPECTED["images_evaluation"].digest in result.stdout
+
+
+def test_cli_verify_lake_runs_prints_ok_and_sha256(source):
+    """Does `python -m data verify all_runs.zip` check Lake's runs and print their sha256?"""
+    result = run_cli("verify", str(source / "all_runs.zip"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OK ") and data.EXPECTED_RUNS.sha256 in result.stdout

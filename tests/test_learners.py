@@ -10,12 +10,14 @@ import json
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from data import LAKE_RUNS, OmniglotDataError, acquire_archive
 from kit.episodes import sample_tasks
 from kit.train import evaluate
 from learners import LEARNERS, build_learner
@@ -194,17 +196,20 @@ def test_fine_tuning_all_layers_leaves_the_pretrained_weights_unchanged():
         assert torch.equal(value, before[key]), f"fine-tuning changed the pretrained {key}"
 
 
-def lake_zip():
-    source = omniglot_source()
-    if source is None or not (source / "all_runs.zip").is_file():
-        pytest.skip("no all_runs.zip: set OMNIGLOT_SOURCE to ../shared/omniglot")
-    return source / "all_runs.zip"
+def lake_zip() -> Path:
+    """Lake's all_runs.zip, acquired and verified by `data` into the default cache (from the
+    tests' Omniglot source, or by download), where `load_runs()` finds it too."""
+    try:
+        return acquire_archive(LAKE_RUNS, source=omniglot_source(), progress=False)
+    except OmniglotDataError as error:
+        pytest.skip(f"no all_runs.zip: {error}")
 
 
 def test_lake_runs_are_20_tasks_of_20_way_1_shot_processed_like_the_training_data(omniglot):
     """Are the 20 runs read from the zip as kit tasks, labels right, drawings as data/ does?"""
     path = lake_zip()
     runs = load_runs(path)
+    assert np.array_equal(load_runs().images, runs.images), "the acquired copy is the same zip"
     assert runs.images.shape == (20, 2, 20, 784) and runs.labels.shape == (20, 2, 20, 20)
     assert np.array_equal(runs.labels[:, 0], np.broadcast_to(np.eye(20), (20, 20, 20)))
     assert (runs.labels[:, 1].sum(axis=1) == 1).all(), "each class once in each run's test row"

@@ -1,25 +1,27 @@
-"""Tests of the student release: assignment/ is generated from solutions/ by `kit.release`.
+"""Tests of the student stubs: assignment/*.py are generated from solutions/ by `publish.stubs`.
 
-The stubs must keep every signature and docstring (the numbered steps students follow), raise
-NotImplementedError where the solution was, leak no solution line, and a test must fail when
-assignment/ goes stale.
+The stubs must keep every signature and docstring (the numbered steps students follow, or at
+`--hints outline` the outline without code), raise NotImplementedError where the solution was,
+leak no solution line, and the release must be stale when solutions/ changes.
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
 import inspect
 import re
 import shutil
-import subprocess
-import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from kit import release
 from kit.submission import SUBMISSION_FILES, load_submission
+from publish import hints
+from publish import stubs as release
 
 from .conftest import REPO
 
@@ -56,19 +58,6 @@ def numbered_steps(docstring: str) -> list[int]:
     return [int(match) for match in re.findall(r"^\s*(\d+)\.\s", docstring, flags=re.MULTILINE)]
 
 
-def test_release_check_passes_on_the_committed_tree():
-    """Is assignment/ what `python -m kit.release` generates from solutions/ right now?"""
-    result = subprocess.run(
-        [sys.executable, "-m", "kit.release", "--check"],
-        cwd=REPO,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"assignment/ is stale:\n{result.stdout}{result.stderr}"
-
-
 def test_the_stubs_raise_not_implemented_error(assignment):
     images = np.zeros((5, 20, 784), dtype=np.float32)
     generator = assignment.load_data.DataGenerator(images, 3, 2, seed=0)
@@ -82,12 +71,27 @@ def test_the_stubs_raise_not_implemented_error(assignment):
         model.loss_function(torch.zeros(1, 3, 3, 3), batch[1])
 
 
+def without_section(docstring: str, header: str) -> str:
+    """`docstring` (dedented) without its `header` section: the header line, the lines indented
+    under it, and the blank line before it. What a stub keeps of the reference's docstring."""
+    lines = docstring.split("\n")
+    if header not in lines:
+        return docstring
+    start = end = lines.index(header)
+    while end + 1 < len(lines) and (not lines[end + 1].strip() or lines[end + 1][0] == " "):
+        end += 1
+    while not lines[end].strip():
+        end -= 1
+    return "\n".join(lines[: start - 1] + lines[end + 1 :])
+
+
 @pytest.mark.parametrize(("module", "cls", "method"), STUBBED + KEPT)
 def test_stubs_keep_the_signatures_and_docstrings(solutions, assignment, module, cls, method):
+    """Does every stub keep the reference's signature, and its docstring minus the outline?"""
     reference = getattr(getattr(getattr(solutions, module), cls), method)
     stub = getattr(getattr(getattr(assignment, module), cls), method)
     assert inspect.signature(stub) == inspect.signature(reference)
-    assert inspect.getdoc(stub) == inspect.getdoc(reference)
+    assert inspect.getdoc(stub) == without_section(inspect.getdoc(reference), "Outline:")
 
 
 @pytest.mark.parametrize("module", ["load_data", "models"])
@@ -162,26 +166,114 @@ def test_a_change_inside_a_solution_region_changes_no_stub(copies):
     assert release.stale_files(source, target) == {}
 
 
-def test_check_exits_1_and_names_the_stale_file(copies, monkeypatch, capsys):
-    source, target = copies
-    path = source / "models.py"
-    path.write_text(path.read_text().replace("Steps:", "Steps (changed):", 1))
-    monkeypatch.setattr(release, "SOURCE", source)
-    monkeypatch.setattr(release, "RELEASE", target)
-    assert release.main(["--check"]) == 1
-    captured = capsys.readouterr()
-    assert "models.py" in captured.err and "python -m kit.release" in captured.err
-    assert captured.err.count("\n") == 1, "the error must be one line"
-    added = [line for line in captured.out.splitlines() if line.startswith("+ ")]
-    assert any("Steps (changed):" in line for line in added), "the diff must show the change"
+# --------------------------------------------------------------------------------------------
+# Hint levels: `--hints steps` (numbered steps with code) and `--hints outline` (no code)
 
 
-def test_regenerating_brings_a_stale_release_up_to_date(copies, monkeypatch):
-    source, target = copies
-    path = source / "models.py"
-    path.write_text(path.read_text().replace("Steps:", "Steps (changed):", 1))
-    monkeypatch.setattr(release, "SOURCE", source)
-    monkeypatch.setattr(release, "RELEASE", target)
-    assert release.main([]) == 0
-    assert release.stale_files(source, target) == {}
-    assert "Steps (changed):" in (target / "models.py").read_text()
+def called_names(code: str) -> set[str]:
+    """The names of every function or method called in `code` (`self.rng.choice(...)` ->
+    `choice`)."""
+    names = set()
+    for node in ast.walk(ast.parse(textwrap.dedent(code))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            names.add(func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", ""))
+    return names - {""}
+
+
+def code_names(source: str) -> set[str]:
+    """Every name and attribute used in `source`'s code, docstrings excluded."""
+    tree = ast.parse(source)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+    return names
+
+
+def code_hints(docstring: str, vocabulary: set[str]) -> list[str]:
+    """The code hints in `docstring`: calls written as code (`` `f(x)` ``), and any use of a
+    name of `vocabulary` as code (in backticks, called, or as an attribute)."""
+    spans = re.findall(r"`([^`]*)`", docstring)
+    found = [span for span in spans if re.search(r"\w\(", span)]
+    for name in vocabulary:
+        word = rf"\b{re.escape(name)}\b"
+        found += [span for span in spans if re.search(word, span)]
+        found += re.findall(rf"{word}\(|\.{re.escape(name)}\b", docstring)
+    return found
+
+
+def solution_vocabulary(source: str) -> set[str]:
+    """What a code hint would name: the functions the solution calls that the stub's own code
+    does not use, builtins excluded (`choice`, `permutation`, `zeros_like`, `cross_entropy`)."""
+    called = set().union(*(called_names(region) for region in release.solution_regions(source)))
+    return called - code_names(release.strip_solutions(source)) - set(dir(builtins))
+
+
+@pytest.mark.parametrize("filename", SUBMISSION_FILES)
+def test_outline_stubs_give_the_contract_without_code_hints(filename):
+    """At `--hints outline`, does each stubbed function's docstring keep its outline and its
+    shapes, and lose every numbered step and every code hint?"""
+    source = (REPO / "solutions" / filename).read_text()
+    vocabulary = solution_vocabulary(source)
+    assert {"choice", "permutation"} <= vocabulary or {"zeros_like", "cat"} <= vocabulary
+    outline = release.student_stub(source, filename, "outline")
+    steps = release.student_stub(source, filename, "steps")
+    assert "Outline:" in outline and "Steps:" not in outline
+    assert "Steps:" in steps and "Outline:" not in steps
+    stubbed = [method for module, _, method in STUBBED if f"{module}.py" == filename]
+    for node in ast.walk(ast.parse(outline)):
+        if isinstance(node, ast.FunctionDef) and node.name in stubbed:
+            docstring = ast.get_docstring(node)
+            assert "Returns:" in docstring and "K+1, N" in docstring, f"{node.name}: no shapes"
+            assert numbered_steps(docstring) == [], f"{node.name}: numbered steps at outline"
+            assert code_hints(docstring, vocabulary) == [], f"{node.name}: code hints at outline"
+    hinted = [
+        ast.get_docstring(node)
+        for node in ast.walk(ast.parse(steps))
+        if isinstance(node, ast.FunctionDef) and node.name in stubbed
+    ]
+    assert all(code_hints(doc, vocabulary) for doc in hinted), "the check would find nothing"
+
+
+def test_code_hints_are_found_in_a_planted_hint():
+    """Does the hint detector flag a call, a backticked API name and an attribute use?"""
+    vocabulary = {"permutation", "zeros_like"}
+    assert code_hints("Draw `order = self.rng.permutation(N)`.", vocabulary)
+    assert code_hints("Use `zeros_like` for the query labels.", vocabulary)
+    assert code_hints("Call torch.zeros_like on them.", vocabulary)
+    assert not code_hints("Shuffle by one random permutation, `[K+1, N, 784]`.", vocabulary)
+
+
+SECTIONS = '''def f():
+    """Summary.
+
+    Returns:
+        `[N]`.
+
+    Outline:
+        - what, no code.
+          continued.
+
+    Steps:
+        1. `code(x)`.
+           more.
+        2. last.
+    """
+'''
+
+
+def test_a_hint_level_keeps_its_section_and_drops_the_other_with_its_blank_line():
+    """Does `hints.select` keep exactly the chosen level's section, leaving no double blank?"""
+    steps = hints.select(SECTIONS, "steps")
+    outline = hints.select(SECTIONS, "outline")
+    assert "Outline:" not in steps and "        2. last." in steps and "\n\n\n" not in steps
+    assert "Steps:" not in outline and "code(x)" not in outline and "continued." in outline
+    assert outline.endswith('          continued.\n    """\n')
+    assert steps.replace("\n\n    Steps:", "", 1).count("Returns:") == 1
+    with pytest.raises(ValueError, match="unknown hint level 'hard'"):
+        hints.select(SECTIONS, "hard")
