@@ -4,7 +4,7 @@ Every sub-folder of SUBMISSIONS_DIR is one submission, graded by its own
 `python -m autograder grade` process (its own session, so a wall-clock timeout kills the
 grading and everything it started): a submission that crashes, hangs or is killed costs only
 itself. Each grading writes `<results>/<name>/results.json` atomically (the grader's
-`write_atomic`); a grading that did not complete gets a results.json of its own, score 0, that
+`autograder.results`); a grading that did not complete gets a results.json of its own, score 0, that
 says why. A rerun skips every submission that already has a results.json, so interrupting and
 rerunning loses nothing and regrades nothing; the gradebook CSV is rebuilt from the
 results.json files at the end of every run.
@@ -26,13 +26,15 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.cli import GradingError, write_atomic
-from autograder.runner import die_with_parent
+from autograder import options
+from autograder.options import Grading
+from autograder.results import GradingError, failure_results, status_of, write_atomic
+from autograder.sandbox import die_with_parent
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_FILE = "settings.json"  # the grading options the results folder was made with
-NOT_GRADED = "NOT GRADED ("  # output prefix of a results.json written for a failed grading
 GRADEBOOK_FIELDS = ("submission", "score", "max_score", "status", "failed_checks", "seconds")
+DEADLINE_SLACK = 60.0  # seconds past --deadline before a grading is killed as stuck
 
 
 class Running:
@@ -65,6 +67,7 @@ class Entry:
     status: str  # graded | grader error | timeout
     failed_checks: int
     seconds: float
+    checks: tuple[tuple[str, float], ...] = ()  # (check name, score) of every check
 
 
 def submissions_in(folder: Path) -> list[Path]:
@@ -72,27 +75,10 @@ def submissions_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def grade_options(args: argparse.Namespace) -> list[str]:
-    """The `grade` options every submission is graded with (part of the resume key)."""
-    options = ["--device", args.device, "--seed", str(args.seed), "--threads", str(args.threads)]
-    options += ["--timeout-scale", str(args.timeout_scale), "--jobs", "1"]
-    if args.only:
-        options += ["--only", args.only]
-    if args.public:
-        options.append("--public")
-    if args.accuracy_attempts:
-        options += ["--accuracy-attempts", str(args.accuracy_attempts)]
-    return options
-
-
-def failure_results(status: str, reason: str, seconds: float) -> dict:
-    """A results.json (Gradescope schema) for a grading that did not complete: score 0."""
-    return {
-        "score": 0.0,
-        "execution_time": round(seconds, 1),
-        "output": f"{NOT_GRADED}{status}): {reason}",
-        "tests": [],
-    }
+def grade_options(grading: Grading) -> list[str]:
+    """The `grade` options every submission is graded with (part of the resume key): the
+    class's options, one training at a time (the class runs --jobs gradings at once)."""
+    return grading.with_(jobs=1, allow_unsandboxed=False).argv()
 
 
 def grade_one(folder: Path, out: Path, options: list[str], timeout: float) -> None:
@@ -141,14 +127,6 @@ def grade_one(folder: Path, out: Path, options: list[str], timeout: float) -> No
         )
 
 
-def status_of(results: dict) -> str:
-    """`graded`, or why the grading did not complete (`timeout`, `grader error`)."""
-    output = results.get("output", "")
-    if not results.get("tests") and output.startswith(NOT_GRADED):
-        return output[len(NOT_GRADED) :].split(")", 1)[0]
-    return "graded"
-
-
 def read_entry(name: str, results_file: Path) -> Entry:
     results = json.loads(results_file.read_text())
     tests = results.get("tests", [])
@@ -159,16 +137,22 @@ def read_entry(name: str, results_file: Path) -> Entry:
         status=status_of(results),
         failed_checks=sum(t["status"] != "passed" for t in tests),
         seconds=float(results.get("execution_time", 0.0)),
+        checks=tuple((t["name"], float(t["score"])) for t in tests),
     )
 
 
 def gradebook_csv(entries: list[Entry]) -> str:
+    """One row per submission: the `GRADEBOOK_FIELDS`, then one column per check (its score;
+    empty where that submission's grading did not run it)."""
+    columns = list(dict.fromkeys(name for e in entries for name, _ in e.checks))
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(GRADEBOOK_FIELDS)
+    writer.writerow((*GRADEBOOK_FIELDS, *columns))
     for e in entries:
+        scores = dict(e.checks)
         writer.writerow(
             (e.submission, f"{e.score:g}", f"{e.max_score:g}", e.status, e.failed_checks, e.seconds)
+            + tuple(f"{scores[c]:g}" if c in scores else "" for c in columns)
         )
     return text.getvalue()
 
@@ -205,34 +189,58 @@ def check_settings(results: Path, options: list[str], timeout: float) -> None:
         write_atomic(path, json.dumps(settings, indent=2) + "\n")
 
 
+def auto_submissions_at_once() -> int:
+    """Gradings at a time where --jobs is 0: one per CPU of the limits in force (cgroup quota
+    included), no more than the memory holds (a grading with one training at a time needs
+    about `GRADING_BYTES`), at least one."""
+    from autograder import cgroup
+
+    cpus = int(cgroup.cpu_limit())
+    memory = cgroup.memory_limit()
+    return max(1, min(cpus, cpus if memory is None else memory // GRADING_BYTES))
+
+
+GRADING_BYTES = 1 << 30  # one grading (grader process + one training child), with room
+
+
 def grade_all(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    from autograder.sandbox import require_sandbox
 
     folder = Path(args.submissions)
     if not folder.is_dir():
         raise GradingError(f"{folder} is not a folder of submission folders")
+    require_sandbox(args.allow_unsandboxed)
+    grading = Grading.from_namespace(args)
+    jobs = grading.jobs or auto_submissions_at_once()
+    timeout = args.timeout or (
+        grading.deadline + DEADLINE_SLACK if grading.deadline else DEFAULT_TIMEOUT
+    )
     out = Path(args.out)
     results = Path(args.results) if args.results else out.with_name(out.stem + "_results")
-    options = grade_options(args)
+    grade_argv = grade_options(grading)
     results.mkdir(parents=True, exist_ok=True)
-    check_settings(results, options, args.timeout)
+    check_settings(results, grade_argv, timeout)
     submissions = submissions_in(folder)
     if not submissions:
         raise GradingError(f"{folder} holds no submission folders")
     todo = [s for s in submissions if not (results / s.name / "results.json").is_file()]
     for submission in todo:
         (results / submission.name).mkdir(exist_ok=True)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+    print(f"grading {len(todo)} of {len(submissions)} submissions, {jobs} at a time")
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {
             pool.submit(
                 grade_one,
                 s.resolve(),
                 (results / s.name / "results.json").resolve(),
-                options,
-                args.timeout,
+                grade_argv,
+                timeout,
             ): s
             for s in todo
         }
+        # tqdm's remaining-time estimate is from the rate of this run (resumed ones excluded)
         bar = tqdm(total=len(submissions), initial=len(submissions) - len(todo), unit="sub")
         try:
             for future in as_completed(futures):
@@ -253,14 +261,18 @@ def grade_all(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_TIMEOUT = 3600.0  # seconds one grading may take where neither --timeout nor --deadline
+
+
 def add_parser(commands) -> None:
     """The `grade-all` sub-command."""
     g = commands.add_parser(
         "grade-all",
         help="grade every submission folder of a class and write a gradebook CSV",
         description="Grade every sub-folder of SUBMISSIONS_DIR in its own process, keep each "
-        "results.json, and write a gradebook CSV. Rerunning resumes: submissions with a "
-        "results.json are not regraded.",
+        "results.json, and write a gradebook CSV (one row per submission, one column per "
+        "check). Rerunning resumes: submissions with a results.json are not regraded. Refuses "
+        "to grade where the bubblewrap sandbox cannot start, unless --allow-unsandboxed.",
     )
     g.add_argument("submissions", metavar="SUBMISSIONS_DIR", help="folder of submission folders")
     g.add_argument(
@@ -272,33 +284,11 @@ def add_parser(commands) -> None:
         help="folder of the per-submission results.json files (default: <out stem>_results "
         "next to the gradebook)",
     )
-    g.add_argument("--jobs", type=int, default=1, help="submissions graded at a time (default: 1)")
     g.add_argument(
         "--timeout",
         type=float,
-        default=3600.0,
-        help="seconds one whole grading may take before it is stopped and scored 0 (default: 3600)",
+        default=None,
+        help="seconds one whole grading may take before it is killed and scored 0 (default: "
+        f"--deadline + {DEADLINE_SLACK:.0f}, else {DEFAULT_TIMEOUT:.0f})",
     )
-    g.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="where the submissions' MANNs run (default: auto)",
-    )
-    g.add_argument("--only", metavar="PATTERN", help="pytest -k expression (default: all)")
-    g.add_argument("--public", action="store_true", help="public checks only (default: off)")
-    g.add_argument("--seed", type=int, default=0, help="grading seed (default: 0)")
-    g.add_argument(
-        "--threads", type=int, default=1, help="torch threads per submission (default: 1)"
-    )
-    g.add_argument(
-        "--timeout-scale",
-        type=float,
-        default=1.0,
-        help="multiplies every call's timeout (default: 1.0)",
-    )
-    g.add_argument(
-        "--accuracy-attempts",
-        type=int,
-        help="fresh models per accuracy check (default: the hidden setting)",
-    )
+    options.add_to(g)

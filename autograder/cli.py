@@ -13,24 +13,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import sys
-import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
+from autograder import options, runner
+from autograder.options import Grading
 from autograder.plugin import Outcomes, Record
+from autograder.results import GradingError, results_json, write_results
 
 CHECKS = Path(__file__).resolve().parent / "checks"
 PUBLIC_CHECKS = CHECKS / "public"
 HIDDEN_CHECKS = CHECKS / "hidden"  # accuracy checks and thresholds: never in assignment/
-OUTPUT_LIMIT = 8000  # characters of the submission's printed output kept in results.json
-
-
-class GradingError(Exception):
-    """The grader could not grade (not the submission's fault)."""
+DEADLINE_GRACE = 20.0  # seconds past --deadline before the grader gives up on its checks
 
 
 def check_paths(public: bool) -> list[Path]:
@@ -40,8 +38,8 @@ def check_paths(public: bool) -> list[Path]:
     return [PUBLIC_CHECKS, HIDDEN_CHECKS]
 
 
-def pytest_args(args: argparse.Namespace, device: str) -> list[str]:
-    argv = [str(path) for path in check_paths(args.public)]
+def pytest_args(grading: Grading) -> list[str]:
+    argv = [str(path) for path in check_paths(grading.public)]
     argv += [
         "-c",
         os.devnull,  # no repository pytest configuration: the grader's own settings only
@@ -56,79 +54,36 @@ def pytest_args(args: argparse.Namespace, device: str) -> list[str]:
         "--tb=no",
         "-q",
         "--submission",
-        str(args.submission),
-        "--device",
-        device,
-        "--seed",
-        str(args.seed),
-        "--threads",
-        str(args.threads),
-        "--timeout-scale",
-        str(args.timeout_scale),
-        "--jobs",
-        str(args.jobs),
+        str(grading.submission),
+        *grading.argv(plugin=True),
     ]
-    if args.accuracy_attempts:
-        argv += ["--accuracy-attempts", str(args.accuracy_attempts)]
-    if args.only:
-        argv += ["-k", args.only]
+    if grading.only:
+        argv += ["-k", grading.only]
     return argv
 
 
-def run_checks(args: argparse.Namespace, device: str) -> Outcomes:
+def run_checks(grading: Grading, outcomes: Outcomes, verbose: bool = False) -> Outcomes:
     """Run pytest in-process; raise `GradingError` when the run itself broke."""
     import pytest
 
-    outcomes = Outcomes()
     captured = io.StringIO()
-    redirect = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(captured)
+    redirect = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(captured)
     with redirect:
-        code = pytest.main(pytest_args(args, device), plugins=[outcomes])
+        code = pytest.main(pytest_args(grading), plugins=[outcomes])
     if outcomes.collection_errors:
         raise GradingError("the checks could not be collected: " + outcomes.collection_errors[0])
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        raise GradingError(f"no check matches --only {args.only!r}")
+        raise GradingError(f"no check matches --only {grading.only!r}")
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        if not args.verbose:
+        if not verbose:
             print(captured.getvalue(), file=sys.stderr)
         raise GradingError(f"pytest stopped with exit code {int(code)} (its output is above)")
     errors = [r for r in outcomes.records.values() if r.status == "error"]
     if errors:
-        if args.verbose:
+        if verbose:
             print(errors[0].traceback, file=sys.stderr)
         raise GradingError(f"check {errors[0].nodeid} broke with a {errors[0].message}")
     return outcomes
-
-
-def results_json(outcomes: Outcomes, seconds: float) -> dict:
-    """The Gradescope results: score, execution_time, output, tests[]."""
-    records = [r for r in outcomes.records.values() if r.status != "not run"]
-    tests = [
-        {
-            "name": record.name,
-            "score": record.points if record.status == "passed" else 0.0,
-            "max_score": record.points,
-            "status": "passed" if record.status == "passed" else "failed",
-            "output": record.message,
-            "visibility": record.visibility,
-        }
-        for record in records
-    ]
-    score = sum(test["score"] for test in tests)
-    total = sum(test["max_score"] for test in tests)
-    output = "\n".join(outcomes.header + [f"score {score:g} / {total:g}"])
-    printed = "\n".join(outcomes.outputs)
-    if printed:
-        if len(printed) > OUTPUT_LIMIT:
-            printed = printed[:OUTPUT_LIMIT] + "\n[... truncated ...]"
-        output += "\n\nYour code printed (printing never costs points; this is an excerpt):\n"
-        output += printed
-    return {
-        "score": score,
-        "execution_time": round(seconds, 1),
-        "output": output,
-        "tests": tests,
-    }
 
 
 def table(records: list[Record]) -> str:
@@ -154,18 +109,30 @@ def table(records: list[Record]) -> str:
     return "\n".join(lines)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
+def watch_deadline(grading: Grading, outcomes: Outcomes, out: Path, finished: threading.Event):
+    """The deadline's last word, on a thread: when --deadline passes, kill every child (the
+    checks waiting on them stop with the deadline's verdict); if the checks have still not
+    finished `DEADLINE_GRACE` seconds later, write results.json from what was graded and end
+    the process."""
+    from autograder import sandbox
+
+    at = grading.deadline_at()
+    if at is None or finished.wait(max(0.0, at - time.monotonic())):
+        return
+    sandbox.kill_all()
+    if finished.wait(DEADLINE_GRACE):
+        return
+    outcomes.stop_unfinished()
+    write_results(out, results_json(outcomes, time.monotonic() - options.STARTED))
+    print(f"deadline reached: wrote {out} with what was graded", file=sys.stderr)
+    sandbox.kill_all()
+    os._exit(0)
 
 
 def grade(args: argparse.Namespace) -> int:
     from kit.submission import SUBMISSION_FILES
     from kit.train import resolve_device
 
-    started = time.perf_counter()
     folder = Path(args.submission)
     if not folder.is_dir():
         raise GradingError(
@@ -173,20 +140,30 @@ def grade(args: argparse.Namespace) -> int:
         )
     if not any((folder / name).is_file() for name in SUBMISSION_FILES):
         raise GradingError(f"{folder} holds neither load_data.py nor models.py")
-    args.submission = folder.resolve()
     try:
         device = str(resolve_device(args.device))
     except ValueError as error:
         raise GradingError(str(error)) from None
-    outcomes = run_checks(args, device)
-    results = results_json(outcomes, time.perf_counter() - started)
+    grading = Grading.from_namespace(args, submission=folder.resolve(), device=device)
+    outcomes, finished, out = Outcomes(), threading.Event(), Path(args.out)
+    watchdog = threading.Thread(
+        target=watch_deadline, args=(grading, outcomes, out, finished), daemon=True
+    )
+    watchdog.start()
+    try:
+        run_checks(grading, outcomes, args.verbose)
+    finally:
+        finished.set()
+    if runner.STATE.past_deadline():
+        outcomes.stop_unfinished()
+    results = results_json(outcomes, time.monotonic() - options.STARTED)
     records = [r for r in outcomes.records.values() if r.status != "not run"]
     print("\n".join(outcomes.header))
     print()
     print(table(records))
     total = sum(r.points for r in records)
     print(f"\nscore: {results['score']:g} / {total:g}   ({results['execution_time']:.0f} s)")
-    write_atomic(Path(args.out), json.dumps(results, indent=2) + "\n")
+    write_results(out, results)
     print(f"wrote {args.out}")
     return 0
 
@@ -212,51 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--out", default="results.json", help="where to write the results (default: results.json)"
     )
-    g.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="where the submission's MANN runs; auto takes CUDA when present (default: auto)",
-    )
-    g.add_argument(
-        "--only",
-        metavar="PATTERN",
-        help="run only the checks matching this pytest -k expression, e.g. 'shuffled or loss' "
-        "(default: all)",
-    )
-    g.add_argument(
-        "--public",
-        action="store_true",
-        help="run only the public checks, the ones students have (default: off)",
-    )
-    g.add_argument(
-        "--seed", type=int, default=0, help="seed of the grader's tasks and training (default: 0)"
-    )
-    g.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads of the submission's process; one is fastest on a busy 2-core "
-        "machine (default: 1)",
-    )
-    g.add_argument(
-        "--timeout-scale",
-        type=float,
-        default=1.0,
-        help="multiply every call's timeout, for slow machines (default: 1.0)",
-    )
-    g.add_argument(
-        "--jobs",
-        type=int,
-        default=2,
-        help="accuracy-check trainings run at a time, each in its own process (default: 2)",
-    )
-    g.add_argument(
-        "--accuracy-attempts",
-        type=int,
-        help="fresh models an accuracy check may train before it fails (default: the hidden "
-        "setting, 3)",
-    )
+    options.add_to(g)
     g.add_argument("--verbose", action="store_true", help="show pytest's own output (default: off)")
     batch.add_parser(commands)
     gradescope.add_parser(commands)
@@ -267,17 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     from autograder import batch, gradescope
 
     args = build_parser().parse_args(argv)
-    if args.command in ("grade", "grade-all") and (
-        args.threads < 1
-        or args.jobs < 1
-        or args.timeout_scale <= 0
-        or (args.accuracy_attempts or 1) < 1
-    ):
-        print(
-            "error: --threads, --jobs and --accuracy-attempts must be >= 1, --timeout-scale > 0",
-            file=sys.stderr,
-        )
-        return 1
+    if args.command in ("grade", "grade-all"):
+        try:
+            Grading.from_namespace(args).validate()
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     try:
         if args.command == "grade-all":
             return batch.grade_all(args)

@@ -16,6 +16,7 @@ Paths are configurable for tests: `AUTOGRADER_ROOT` (default `/autograder`), `AU
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shlex
@@ -23,13 +24,17 @@ import sys
 import zipfile
 from pathlib import Path
 
-from autograder.batch import failure_results, grade_one
-from autograder.cli import GradingError, write_atomic
+from autograder.batch import grade_one
+from autograder.results import GradingError, failure_results, write_atomic, write_results
 from kit.submission import SUBMISSION_FILES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("autograder", "kit", "data")  # the grader's code; no solutions, no tests
-GRADING_TIMEOUT = 1800.0  # seconds; below the Gradescope timeout the README recommends
+DEADLINE = 480.0  # seconds: the grading's own deadline, below Gradescope's default 10 minutes
+DEADLINE_SLACK = 60.0  # then the grading is killed (still under 10 minutes)
+NO_START = failure_results(
+    "grader error", "the autograder could not start; please tell the course staff.", 0.0
+)
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, in /autograder/source, when it builds the image.
@@ -46,18 +51,19 @@ TORCH=$(grep -E '^torch==' requirements.txt)
 .venv/bin/python -m data prepare --no-progress
 """
 
-RUN_AUTOGRADER = """#!/usr/bin/env bash
+RUN_AUTOGRADER = r"""#!/usr/bin/env bash
 # Gradescope runs this for every submission. It always leaves results/results.json.
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 PYTHON="${AUTOGRADER_PYTHON:-$ROOT/source/.venv/bin/python}"
 cd "$ROOT/source" || exit 0
 "$PYTHON" -m autograder.gradescope --root "$ROOT"
+status=$?  # 1: the grader refused or could not grade (the results say why)
 if [ ! -s "$ROOT/results/results.json" ]; then  # Python itself could not run
   mkdir -p "$ROOT/results"
-  printf '%s\\n' '{"score": 0, "execution_time": 0, "tests": [], "output": "NOT GRADED (grader error): the autograder could not start; please tell the course staff."}' > "$ROOT/results/results.json"
+  printf '%s\n' 'NO_START' > "$ROOT/results/results.json"
 fi
-exit 0
-"""
+exit "$status"
+""".replace("NO_START", json.dumps(NO_START))
 
 
 def package_files() -> list[tuple[Path, str]]:
@@ -72,10 +78,9 @@ def package_files() -> list[tuple[Path, str]]:
 
 def build_zip(out: Path) -> list[str]:
     """Write the Gradescope zip atomically; return the names it holds."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    buffer = io.BytesIO()
     names = []
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for text, name in ((SETUP_SH, "setup.sh"), (RUN_AUTOGRADER, "run_autograder")):
             info = zipfile.ZipInfo(name)
             info.external_attr = 0o100755 << 16  # executable: Gradescope runs both directly
@@ -85,7 +90,7 @@ def build_zip(out: Path) -> list[str]:
         for path, name in package_files():
             archive.write(path, name)
             names.append(name)
-    os.replace(tmp, out)
+    write_atomic(out, buffer.getvalue())
     return names
 
 
@@ -101,19 +106,28 @@ def find_submission(folder: Path) -> Path:
     return folder  # the grader reports what is missing
 
 
-def run(root: Path, extra: list[str], timeout: float) -> None:
-    """Grade `root/submission` and write `root/results/results.json`, whatever happens."""
+def run(root: Path, extra: list[str], deadline: float, allow_unsandboxed: bool = False) -> None:
+    """Grade `root/submission` and write `root/results/results.json`, whatever happens: with
+    `deadline` (the grading stops there, keeping what it graded) and killed `DEADLINE_SLACK`
+    seconds later. Fails closed: without a working sandbox, nothing is graded (the results
+    say why) unless `allow_unsandboxed`."""
+    from autograder.sandbox import require_sandbox
+
     out = root / "results" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
+        require_sandbox(allow_unsandboxed)
         submission = find_submission(root / "submission")
-        grade_one(submission, out, ["--device", "auto", *extra], timeout)
+        argv = ["--device", "auto", "--deadline", f"{deadline:g}", *extra]
+        grade_one(submission, out, argv, deadline + DEADLINE_SLACK)
         results = json.loads(out.read_text())
         if set(results) >= {"score", "tests"}:
             return
         raise ValueError("results.json lacks score or tests")
-    except Exception as error:  # noqa: BLE001 - whatever broke, the student gets a results.json
-        write_atomic(out, json.dumps(failure_results("grader error", f"{error}", 0.0)))
+    except Exception as error:  # whatever broke, the student gets a results.json
+        write_results(out, failure_results("grader error", f"{error}", 0.0))
+        if isinstance(error, GradingError):
+            raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,13 +142,26 @@ def main(argv: list[str] | None = None) -> int:
         help="the Gradescope folder holding submission/ and results/ (default: /autograder)",
     )
     parser.add_argument(
-        "--timeout",
+        "--deadline",
         type=float,
-        default=GRADING_TIMEOUT,
-        help=f"seconds the grading may take (default: {GRADING_TIMEOUT:.0f})",
+        default=float(os.environ.get("AUTOGRADER_DEADLINE", DEADLINE)),
+        help="seconds after which the grading stops and keeps what it graded; set it below "
+        f"the assignment's Gradescope timeout (default: AUTOGRADER_DEADLINE, else {DEADLINE:.0f})",
+    )
+    parser.add_argument(
+        "--allow-unsandboxed",
+        action="store_true",
+        default=os.environ.get("AUTOGRADER_ALLOW_UNSANDBOXED", "") == "1",
+        help="grade even where the bubblewrap sandbox cannot start (default: refuse; "
+        "AUTOGRADER_ALLOW_UNSANDBOXED=1 sets it)",
     )
     args = parser.parse_args(argv)
-    run(args.root, shlex.split(os.environ.get("AUTOGRADER_ARGS", "")), args.timeout)
+    extra = shlex.split(os.environ.get("AUTOGRADER_ARGS", ""))
+    try:
+        run(args.root, extra, args.deadline, args.allow_unsandboxed)
+    except GradingError as error:
+        print(f"error: could not grade: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -2,8 +2,8 @@
 
 Loaded with `-p autograder.plugin` by `python -m autograder grade`. It adds:
 
-- the option group `autograder` (`--submission`, `--device`, `--seed`, `--threads`,
-  `--timeout-scale`);
+- the option group `autograder`: `--submission` and the grading options of
+  `autograder.options` (declared there, once, for every command);
 - the markers `points(n)` and `visibility(name)` (registered, so `--strict-markers` holds);
   every check must carry `points`;
 - a report header with the seed, device, torch version and the data digests;
@@ -22,21 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from autograder.runner import ChildError, ChildSession, isolation
+from autograder import runner
+from autograder.options import Grading, add_to
+from autograder.runner import ChildError, ChildSession
+from autograder.sandbox import isolation
+
+__all__ = ["Grading", "Outcomes", "Record", "keep_output"]
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
-
-
-@dataclass
-class Grading:
-    """The resolved options of one grading run."""
-
-    submission: Path
-    device: str
-    seed: int
-    threads: int
-    timeout_scale: float
-    jobs: int
 
 
 @dataclass
@@ -84,6 +77,21 @@ class Outcomes:
                 points=float(points.args[0]) if points else 0.0,
                 visibility=visibility.args[0] if visibility else "visible",
             )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem) -> bool | None:
+        """Past the grading's deadline, a check is not run: it scores 0 and says why."""
+        record = self.records.get(item.nodeid)
+        if record is None or not runner.STATE.past_deadline():
+            return None
+        record.status, record.message = "failed", runner.STATE.deadline_message()
+        return True
+
+    def stop_unfinished(self) -> None:
+        """Give every check that has not finished the deadline's verdict (the grading stops)."""
+        for record in self.records.values():
+            if record.status == "not run":
+                record.status, record.message = "failed", runner.STATE.deadline_message()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
@@ -135,23 +143,22 @@ def report_header(config: pytest.Config) -> list[str]:
         ),
         f"data digests {digests}",
         f"isolation: {isolation()}",
+        f"{grading.jobs} training(s) at a time"
+        + (f", deadline {grading.deadline:.0f} s" if grading.deadline else ""),
     ]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("autograder", "grading a submission")
     group.addoption("--submission", default=None, help="folder with load_data.py and models.py")
-    group.addoption("--device", default="cpu", choices=("cpu", "cuda"), help="child's device")
-    group.addoption("--seed", type=int, default=0, help="seed of the grader's training")
-    group.addoption("--threads", type=int, default=1, help="torch threads in the child")
-    group.addoption("--timeout-scale", type=float, default=1.0, help="multiplies timeouts")
-    group.addoption("--jobs", type=int, default=2, help="accuracy trainings at a time")
-    group.addoption(
-        "--accuracy-attempts", type=int, default=None, help="fresh models per accuracy check"
-    )
+    add_to(group, plugin=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--submission", None) is not None:
+        grading = options(config)
+        runner.STATE.deadline, runner.STATE.deadline_at = grading.deadline, grading.deadline_at()
+        runner.STATE.children = grading.jobs
     config.addinivalue_line("markers", "points(n): points a check is worth")
     config.addinivalue_line(
         "markers", f"visibility(name): Gradescope visibility, one of {', '.join(VISIBILITIES)}"
@@ -172,14 +179,27 @@ def options(config: pytest.Config) -> Grading:
     submission = config.getoption("--submission")
     if submission is None:
         raise pytest.UsageError("--submission FOLDER is required")
-    return Grading(
-        submission=Path(submission).resolve(),
-        device=config.getoption("--device"),
-        seed=config.getoption("--seed"),
-        threads=config.getoption("--threads"),
-        timeout_scale=config.getoption("--timeout-scale"),
-        jobs=config.getoption("--jobs"),
-    )
+    grading = Grading.from_namespace(config, submission=Path(submission).resolve())
+    if grading.device == "auto":
+        grading = grading.with_(device="cpu")
+    if grading.jobs == 0:
+        grading = grading.with_(jobs=auto_jobs(grading.device))
+    return grading
+
+
+def auto_jobs(device: str) -> int:
+    """Accuracy trainings at a time where --jobs is 0: one per CPU the limits in force allow
+    (cgroup quota included), no more than the memory left after the grader holds (each
+    training child needs about `TRAINING_BYTES`), at least one."""
+    from autograder import cgroup, sandbox
+
+    cpus = int(cgroup.cpu_limit())
+    memory = cgroup.memory_limit()
+    by_memory = cpus if memory is None else (memory - sandbox.GRADER_RESERVE) // TRAINING_BYTES
+    return max(1, min(cpus, by_memory, 4))
+
+
+TRAINING_BYTES = 450 << 20  # a training child's peak (measured ~410 MB resident)
 
 
 @pytest.fixture(scope="session")

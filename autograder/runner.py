@@ -1,7 +1,8 @@
 """Run a submission's code in a child process and talk to it through files that cannot execute.
 
 The grader never imports a submission. `ChildSession` starts `autograder/child.py` in a fresh
-process (through `run_child`, the one place that decides how a child is started and confined),
+process (through `autograder.sandbox.run_child`, the one place that decides how a child is
+started and confined),
 sends it requests as JSON lines on its stdin, and reads each reply from a JSON file plus `.npy`
 arrays that it loads with `allow_pickle=False`. Every call has a timeout; a child that hangs is
 killed with its whole process group, one that dies or raises is reported as a `ChildError`
@@ -13,16 +14,11 @@ grader reads only their head and tail (`output_excerpt`).
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import glob
 import json
 import os
 import re
-import resource
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +28,7 @@ from typing import Self
 
 import numpy as np
 
-from autograder import cgroup
+from autograder import sandbox
 from kit.submission import SUBMISSION_FILES
 
 AUTOGRADER = Path(__file__).resolve().parent
@@ -42,36 +38,15 @@ CHILD_SCRIPT = AUTOGRADER / "child.py"
 # so the child's sys.path holds neither the repository nor the data package.
 STAGED_KIT_FILES = ("__init__.py", "episodes.py", "submission.py", "train.py")
 
-RLIMIT_MODE = "subprocess: new session, resource limits, clean environment, fresh working folder"
-NOBODY = 65534  # the uid and gid a sandboxed child runs as
-
-
-def sandbox_mode() -> str:
-    """The sandbox's description for the report (it depends on whether the grader is root)."""
-    if os.geteuid() == 0:
-        user = f"as uid {NOBODY}, a real unprivileged user (the grader is root), no capabilities"
-    else:
-        user = f"user namespace (uid {NOBODY} inside, the grader's user outside), no capabilities"
-    return (
-        f"bubblewrap sandbox: {user}, no network, own PID and IPC namespaces, only the system "
-        "folders and the Python installation visible (read-only), a fresh /tmp, writable only "
-        "its working folder; plus " + RLIMIT_MODE
-    )
-
-
-SANDBOX_SWITCH = "AUTOGRADER_SANDBOX"  # "none": the plain rlimit subprocess even with bwrap
-SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc")
 ARRAY_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.npy$")
 MAX_ARRAY_BYTES = 1 << 30  # a reply array larger than this is refused, not loaded
 OUTPUT_HEAD, OUTPUT_TAIL = 2000, 2000  # characters of the child's output kept for feedback
-_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: only the call runs after fork
-PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """`preexec_fn` part: the kernel kills this process (SIGKILL) when its parent dies, so a
-    grader killed midway leaves no child running (a batch rerun must not race an orphan)."""
-    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+# Which submission files each operation imports in the child (`child.py`).
+OP_MODULES = {"sample": ("load_data",), "batch": ("load_data",), "forward": ("models",)}
+OP_MODULES |= {"loss": ("models",), "train": ("models",), "predict": ("models",)}
+STARTUP_SECONDS = 60.0  # a training's allowance before its first step (imports, data)
 
 
 class ChildError(Exception):
@@ -81,206 +56,33 @@ class ChildError(Exception):
     """
 
 
-@dataclass(frozen=True)
-class ChildLimits:
-    """Resource limits of a child process (see `run_child`)."""
-
-    cpu_seconds: int = 3600  # a whole grading of the reference uses a few minutes
-    # A grading child maps ~0.8 GiB (measured: 760 MiB virtual while training); None for CUDA,
-    # whose driver maps far more address space than it uses.
-    address_space_bytes: int | None = 4 << 30
-    file_size_bytes: int = 256 << 20  # largest file it may write (predictions are kilobytes)
-    processes: int = 4096  # threads count too; generous, it only stops fork bombs
-    open_files: int = 1024  # file descriptors (DataLoader workers share memory through some)
+class DeadlineReached(ChildError):
+    """The grading's deadline came before the call finished: the check is not graded."""
 
 
-def _apply_limits(limits: ChildLimits, cap: cgroup.ProcessCap | None) -> None:
-    """`preexec_fn` of the child: join its pids cgroup, lower its resource limits (never above
-    the current hard ones)."""
-    die_with_parent()
-    if cap is not None:
-        cap.join()
-    wanted = {
-        resource.RLIMIT_CPU: limits.cpu_seconds,
-        resource.RLIMIT_FSIZE: limits.file_size_bytes,
-        resource.RLIMIT_NPROC: limits.processes,
-        resource.RLIMIT_NOFILE: limits.open_files,
-    }
-    if limits.address_space_bytes is not None:
-        wanted[resource.RLIMIT_AS] = limits.address_space_bytes
-    for which, value in wanted.items():
-        _, hard = resource.getrlimit(which)
-        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        resource.setrlimit(which, (value, hard))
+@dataclass
+class GradingState:
+    """What every child session of one grader process shares.
 
-
-def bwrap_argv(workdir: Path, readable: list[Path]) -> list[str]:
-    """The bubblewrap command line that confines a child (to prefix its argv).
-
-    Only the system folders, the Python installation (`sys.prefix`, `sys.base_prefix`) and
-    `readable` are visible, read-only; `workdir` is the one writable folder. So the repository
-    (the hidden checks and thresholds), the Omniglot archives and cache (meta-test images),
-    home folders and the grader's results are not there at all, wherever they live.
-
-    A root grader needs no user namespace: bubblewrap keeps only CAP_SETUID and CAP_SETGID for
-    `setpriv`, which drops the child to the real unprivileged user `NOBODY` (no capabilities,
-    no new privileges) before it runs Python, so the kernel's limits for ordinary users
-    (`RLIMIT_NPROC`) apply to it. `workdir` must then belong to that user (`hand_over`).
-    Otherwise the child is `NOBODY` inside a user namespace and the grader's user outside.
+    deadline_at: `time.monotonic()` at which every call stops (None: none); deadline: its
+    length in seconds, for the message. children: how many children run at once (each gets
+    that share of the memory). stuck: (submission, file or op) -> the message of the call
+    that was stuck there, so that the same wait is not paid again by every later check.
     """
-    as_root = os.geteuid() == 0
-    if as_root:
-        argv = ["bwrap", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    else:
-        argv = ["bwrap", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY)]
-        argv += ["--cap-drop", "ALL"]
-    argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-    argv += ["--die-with-parent", "--new-session"]
-    for folder in SYSTEM_FOLDERS:
-        if os.path.islink(folder):  # merged /usr: /lib -> usr/lib
-            argv += ["--symlink", os.readlink(folder), folder]
-        elif os.path.isdir(folder):
-            argv += ["--ro-bind", folder, folder]
-    argv += ["--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm", "--proc", "/proc"]
-    argv += ["--perms", "1777", "--tmpfs", "/tmp"]
-    gpus = sorted(glob.glob("/dev/nvidia*"))  # CUDA needs its device files and /sys (untested)
-    for device in gpus:
-        argv += ["--dev-bind", device, device]
-    if gpus:
-        argv += ["--ro-bind", "/sys", "/sys"]
-    python = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent.parent}
-    visible = [
-        folder
-        for folder in sorted({*python, *(p.resolve() for p in python)})
-        if not any(str(folder).startswith(system + "/") for system in SYSTEM_FOLDERS)
-    ]
-    visible += [Path(p) for p in readable]
-    # The folders bubblewrap makes to hold these are 0700 unless told: open them to the child.
-    parents = {a for p in [*visible, workdir] for a in p.parents if str(a) not in ("/", "/tmp")}
-    for parent in sorted(parents, key=lambda a: len(a.parts)):
-        if not any(str(parent).startswith(system + "/") for system in SYSTEM_FOLDERS):
-            argv += ["--perms", "0755", "--dir", str(parent)]
-    for path in visible:
-        argv += ["--ro-bind", str(path), str(path)]
-    argv += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir), "--"]
-    if as_root:
-        argv += ["setpriv", "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups"]
-        argv += ["--inh-caps=-all", "--no-new-privs", "--"]
-    return argv
+
+    deadline_at: float | None = None
+    deadline: float | None = None
+    children: int = 1
+    stuck: dict[tuple[Path, str], str] = field(default_factory=dict)
+
+    def deadline_message(self) -> str:
+        return f"not graded: the grading deadline of {self.deadline:.0f} s was reached"
+
+    def past_deadline(self) -> bool:
+        return self.deadline_at is not None and time.monotonic() >= self.deadline_at
 
 
-def hand_over(workdir: Path) -> None:
-    """Give `workdir` and its folders to the sandboxed child's user (a root grader's child is
-    `NOBODY`, who must be able to write its replies there). Files stay the grader's."""
-    if os.geteuid() != 0:
-        return
-    for folder, _, _ in os.walk(workdir):
-        os.chown(folder, NOBODY, NOBODY)
-
-
-@functools.cache
-def sandbox_available() -> bool:
-    """Whether bubblewrap is installed and can start a confined Python here (checked once)."""
-    if os.environ.get(SANDBOX_SWITCH, "") == "none" or shutil.which("bwrap") is None:
-        return False
-    with tempfile.TemporaryDirectory(prefix=f"autograder-probe-{os.getpid()}-") as folder:
-        hand_over(Path(folder))
-        probe = bwrap_argv(Path(folder), []) + [sys.executable, "-I", "-c", "import numpy"]
-        try:
-            done = subprocess.run(probe, capture_output=True, timeout=60, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-    return done.returncode == 0
-
-
-def isolation() -> str:
-    """How children are confined on this machine (for the report header and results.json)."""
-    processes = f"; processes capped by {cgroup.describe()}"
-    if sandbox_available():
-        return sandbox_mode() + processes
-    return (
-        RLIMIT_MODE
-        + processes
-        + " (bubblewrap is missing or could not start a confined Python here: the child can"
-        " read what the grader can)"
-    )
-
-
-STALE_FOLDER = re.compile(r"^autograder-(?:child|probe)-(\d+)-")  # ...-<grader pid>-<random>
-
-
-@functools.cache
-def remove_stale_workdirs() -> None:
-    """Remove the working folders left in the temporary folder by graders that were killed
-    (SIGKILL skips every cleanup); each folder's name holds its grader's pid. Once per grader."""
-    for folder in Path(tempfile.gettempdir()).glob("autograder-*-*"):
-        match = STALE_FOLDER.match(folder.name)
-        if match and not cgroup.pid_alive(int(match.group(1))) and folder.is_dir():
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-class Child(subprocess.Popen):
-    """A started child process, with `cap`, the pids cgroup holding it and everything it
-    starts (None where the grader cannot make cgroups)."""
-
-    def __init__(self, argv: list[str], cap: cgroup.ProcessCap | None, **kwargs) -> None:
-        self.cap = cap
-        super().__init__(argv, **kwargs)
-
-
-def run_child(
-    argv: list[str],
-    workdir: Path,
-    env: dict[str, str],
-    limits: ChildLimits,
-    readable: list[Path] | None = None,
-) -> Child:
-    """Start untrusted code: the ONE place that decides how a child process is confined.
-
-    The child gets its own session and its own pids cgroup where one can be made (so that
-    `kill_child` ends it and everything it started, and a fork bomb stops at
-    `cgroup.MAX_TASKS`), the resource limits of `limits`, the environment `env` and nothing
-    else, `workdir` as its working folder, stdin as the request pipe, and
-    `workdir/stdout.txt` / `stderr.txt` as its output. Where bubblewrap works
-    (`sandbox_available`), it also runs in the sandbox of `bwrap_argv`, seeing only `workdir`
-    (writable), `readable` and the Python installation; otherwise it runs as a plain
-    subprocess (`isolation()` says which).
-    """
-    if sandbox_available():
-        hand_over(workdir)
-        argv = bwrap_argv(workdir, list(readable or [])) + argv
-    cap = cgroup.ProcessCap.create()
-    with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
-        return Child(
-            argv,
-            cap,
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-            # Only system calls (prctl, a write, setrlimit) run between fork and exec.
-            preexec_fn=lambda: _apply_limits(limits, cap),
-            close_fds=True,
-        )
-
-
-def kill_child(process: Child) -> None:
-    """Kill the child and every process in its session and its cgroup, reap it, and remove
-    the cgroup."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    if process.cap is not None:
-        process.cap.kill_all()  # also those that left the session (setsid)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-    if process.cap is not None:
-        process.cap.remove()
+STATE = GradingState()
 
 
 def output_excerpt(path: Path, head: int = OUTPUT_HEAD, tail: int = OUTPUT_TAIL) -> str:
@@ -331,7 +133,7 @@ class ChildSession:
         self.threads = threads
         self.timeout_scale = timeout_scale
         self.shared_arrays = dict(shared_arrays or {})
-        self.process: Child | None = None
+        self.process: sandbox.Child | None = None
         self.workdir: Path | None = None
         self.outputs: list[str] = []  # excerpts of the output of finished children
         self.started_with: dict[str, Path] = {}  # the shared arrays the child can see
@@ -342,7 +144,7 @@ class ChildSession:
     def start(self) -> None:
         """Start a fresh child in a fresh working folder."""
         self.stop()
-        remove_stale_workdirs()
+        sandbox.remove_stale_workdirs()
         self.workdir = Path(tempfile.mkdtemp(prefix=f"autograder-child-{os.getpid()}-"))
         (self.workdir / "submission").mkdir()
         for name in SUBMISSION_FILES:  # nothing else of the submission folder is read
@@ -377,15 +179,19 @@ class ChildSession:
             "--threads",
             str(self.threads),
         ]
-        limits = ChildLimits() if self.device != "cuda" else ChildLimits(address_space_bytes=None)
+        memory = sandbox.child_memory_bytes(STATE.children)
+        if self.device == "cuda":  # the driver maps far more than it uses; its memory is its own
+            limits = sandbox.ChildLimits(address_space_bytes=None)
+        else:
+            limits = sandbox.ChildLimits(memory_bytes=memory)
         self.started_with = dict(self.shared_arrays)
         readable = [Path(p).resolve() for p in self.shared_arrays.values()]
-        self.process = run_child(argv, self.workdir, env, limits, readable)
+        self.process = sandbox.run_child(argv, self.workdir, env, limits, readable)
 
     def stop(self) -> None:
         """Kill the child (if any), keep an excerpt of its output, and remove its folder."""
         if self.process is not None:
-            kill_child(self.process)
+            sandbox.kill_child(self.process)
             self.process = None
         if self.workdir is not None:
             excerpt = self.output()
@@ -433,6 +239,7 @@ class ChildSession:
         Raises:
             ChildError: the submission raised, hung, exited, or replied with unreadable arrays.
         """
+        self._refuse_if_stuck(op, params)
         if (
             self.process is None
             or self.process.poll() is not None
@@ -453,7 +260,16 @@ class ChildSession:
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # the child is gone: the wait below reports how it ended
-        reply = self._wait(io / f"reply-{request_id}.json", what, timeout * self.timeout_scale)
+        try:
+            reply = self._wait(
+                io / f"reply-{request_id}.json", what, timeout * self.timeout_scale, op, params
+            )
+        except DeadlineReached:
+            raise
+        except ChildError as error:
+            if "did not finish within" in str(error) and op == "forward":
+                STATE.stuck.setdefault((self.submission, "forward"), str(error))
+            raise
         for name in names.values():
             (io / name).unlink(missing_ok=True)
         if not reply.get("ok"):
@@ -465,10 +281,66 @@ class ChildSession:
             raise ChildError(f"{what} raised {reply.get('error', 'an error')}")
         return Reply(reply.get("result", {}), self._load_arrays(io, reply.get("arrays", {}), what))
 
-    def _wait(self, path: Path, what: str, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
+    def _refuse_if_stuck(self, op: str, params: dict) -> None:
+        """Fail at once a call that would wait where an earlier call was stuck: past the
+        deadline, in a file whose import never returned, or a training of a model whose
+        forward never returned."""
+        if STATE.past_deadline():
+            self.stop()
+            raise DeadlineReached(STATE.deadline_message())
+        modules = OP_MODULES.get(op, ())
+        if op == "train" and params.get("sampler") == "student":
+            modules += ("load_data",)
+        for module in modules:
+            message = STATE.stuck.get((self.submission, f"{module}.py"))
+            if message:
+                raise ChildError(f"not run: {message}")
+        forward = STATE.stuck.get((self.submission, "forward"))
+        if op == "train" and forward:
+            raise ChildError(
+                f"not trained, as training calls forward thousands of times and an earlier "
+                f"check found that {forward.split(' and was stopped')[0]}: fix forward first "
+                "(see the forward checks' feedback)"
+            )
+
+    def _stuck_import(self) -> str | None:
+        """The submission file whose import the child was running, if any (`child.py`
+        leaves an `importing-<file>` marker while it imports)."""
+        markers = sorted(self.workdir.glob("io/importing-*.py"), key=lambda p: p.stat().st_mtime)
+        return markers[-1].name.removeprefix("importing-") if markers else None
+
+    def _too_slow(self, io: Path, request_id: str, params: dict, elapsed: float) -> str | None:
+        """For a training (`steps` in its parameters): why it is behind its schedule, if it is:
+        `STARTUP_SECONDS`, then `per_step` seconds a step (by default what the call's timeout
+        allows beyond the startup, so this stops early a training that its timeout would stop
+        late). `child.py` writes the steps done to `progress-<id>`."""
+        per_step = params.get("per_step")
+        if per_step is None and params.get("steps"):  # the training timeout is startup + steps
+            per_step = (params["timeout"] - STARTUP_SECONDS) / params["steps"]
+        if not per_step or per_step <= 0:
+            return None
+        try:
+            done = int((io / f"progress-{request_id}").read_text() or 0)
+        except (OSError, ValueError):
+            done = 0
+        allowed = (STARTUP_SECONDS + per_step * (done + 1)) * self.timeout_scale
+        if elapsed <= allowed:
+            return None
+        return (
+            f"it had run {done} training steps in {elapsed:.0f} s, over the allowance of "
+            f"{STARTUP_SECONDS:.0f} s plus {per_step * self.timeout_scale:g} s per step (the "
+            "reference takes a small fraction of that): look for work far slower than the "
+            "reference's in forward or loss_function (a Python loop over tasks or pixels, "
+            "a model far larger than the spec's)"
+        )
+
+    def _wait(self, path: Path, what: str, timeout: float, op: str = "", params=None) -> dict:
+        started = time.monotonic()
+        deadline = started + timeout
+        request_id = path.name.removeprefix("reply-").removesuffix(".json")
         delay = 0.002
         while True:
+            now = time.monotonic()
             if path.is_file() and not path.is_symlink():
                 try:
                     return json.loads(path.read_text())
@@ -477,7 +349,17 @@ class ChildSession:
                     raise ChildError(f"the reply to {what} could not be read ({error})") from None
             if self.process.poll() is not None:
                 code = self.process.returncode
-                if sandbox_available() and 128 < code <= 128 + 64:
+                cap = self.process.cap
+                if cap is not None and cap.oom_kills() > 0:
+                    limit = (cap.memory_limit() or 0) >> 20
+                    self.stop()
+                    raise ChildError(
+                        f"memory limit exceeded: the process running {what} used more than "
+                        f"its {limit} MiB of memory and was killed; look for tensors or lists "
+                        "that grow with every step or task (keeping the graph of every loss, "
+                        "a copy of the images per task)"
+                    )
+                if sandbox.sandbox_available() and 128 < code <= 128 + 64:
                     code = 128 - code  # bwrap reports a signal death as exit code 128 + signal
                 stderr = output_excerpt(self.workdir / "stderr.txt", 0, 1500).strip()
                 self.stop()
@@ -491,8 +373,29 @@ class ChildSession:
                     f"the process running {what} {how} (sys.exit, os._exit or a crash in your "
                     f"code?){detail}"
                 )
-            if time.monotonic() > deadline:
+            if STATE.past_deadline():
                 self.stop()
+                raise DeadlineReached(STATE.deadline_message())
+            slow = op == "train" and self._too_slow(
+                path.parent,
+                request_id,
+                dict(params or {}, timeout=timeout / self.timeout_scale),
+                now - started,
+            )
+            if slow:
+                self.stop()
+                raise ChildError(f"{what} was stopped: {slow}")
+            if now > deadline:
+                stuck = self._stuck_import()
+                self.stop()
+                if stuck:
+                    message = (
+                        f"importing {stuck} did not finish within {timeout:.0f} s and was "
+                        "stopped: code at module level (outside functions) runs at import; "
+                        "look for an infinite loop or a long computation there"
+                    )
+                    STATE.stuck[(self.submission, stuck)] = message
+                    raise ChildError(f"{message}; so {what} could not run")
                 raise ChildError(
                     f"{what} did not finish within {timeout:.0f} s and was stopped: look for an "
                     "infinite loop (a `while` that never ends, an iterator that never yields) or "

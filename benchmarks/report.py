@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 import torch
+
+from kit.atomic import write_atomic
 
 
 def machine_state(device: torch.device) -> dict:
@@ -38,11 +39,7 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
 
 def write_json(path: Path, payload: dict) -> None:
     """Write `payload` to `path` atomically: a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        json.dump(payload, tmp, indent=2)
-        tmp.write("\n")
-    os.replace(tmp.name, path)
+    write_atomic(path, json.dumps(payload, indent=2) + "\n")
 
 
 def _format(value: object) -> str:

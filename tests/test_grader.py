@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import runner
+from autograder import sandbox
 from autograder.checks.hidden.thresholds import CHECKS
 from autograder.evaluation import meta_test_accuracy
 from autograder.feedback import BUGS
@@ -339,14 +339,14 @@ def test_meta_test_query_labels_never_reach_the_child(splits):
 
 
 # The plain subprocess always; the bubblewrap sandbox where it works (see README: security).
-ISOLATION_MODES = ["rlimit"] + (["sandbox"] if runner.sandbox_available() else [])
+ISOLATION_MODES = ["rlimit"] + (["sandbox"] if sandbox.sandbox_available() else [])
 
 
 @pytest.mark.parametrize("mode", ISOLATION_MODES)
 def test_a_child_killed_on_timeout_takes_its_whole_process_group(tmp_path, monkeypatch, mode):
     """A submission that starts a helper process and hangs: the helper dies with it."""
     if mode == "rlimit":
-        monkeypatch.setattr(runner, "sandbox_available", lambda: False)
+        monkeypatch.setattr(sandbox, "sandbox_available", lambda: False)
     folder = tmp_path / "spawner"
     folder.mkdir()
     marker = f"{300 + os.getpid() % 1000 / 1000:.3f}"  # a sleep time no other process uses
@@ -370,7 +370,7 @@ def test_a_child_killed_on_timeout_takes_its_whole_process_group(tmp_path, monke
     assert alive == []
 
 
-@pytest.mark.skipif(not runner.sandbox_available(), reason="bubblewrap does not work here")
+@pytest.mark.skipif(not sandbox.sandbox_available(), reason="bubblewrap does not work here")
 def test_a_sandboxed_child_is_an_unprivileged_user_without_capabilities(tmp_path):
     """uid and gid 65534, no groups, no capabilities; when the grader is root, really so (no
     user namespace: the kernel's own ids), so RLIMIT_NPROC applies to it."""

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import cgroup, runner
+from autograder import cgroup, sandbox
 
 from .conftest import omniglot_source
 
@@ -76,7 +76,7 @@ def leftovers_of_dead_graders() -> list[Path]:
     """Working folders and pids cgroups whose grader is no longer running."""
     found = []
     for path in Path(tempfile.gettempdir()).glob("autograder-*-*"):
-        match = runner.STALE_FOLDER.match(path.name)
+        match = sandbox.STALE_FOLDER.match(path.name)
         if match and not cgroup.pid_alive(int(match.group(1))):
             found.append(path)
     parent = cgroup.parent_folder()
@@ -142,7 +142,7 @@ def test_what_a_killed_grader_left_is_removed_by_the_next_one(tmp_path):
     (stale / "submission").mkdir()
     alive = Path(tempfile.mkdtemp(prefix=f"autograder-child-{os.getpid()}-"))
     try:
-        runner.remove_stale_workdirs.__wrapped__()
+        sandbox.remove_stale_workdirs.__wrapped__()
         assert not stale.exists()
         assert alive.exists()  # a running grader's folder is left alone
     finally:
@@ -450,7 +450,7 @@ def write_hostile(folder: Path, name: str) -> None:
     # The worst case: the attacker knows every path. Without the sandbox the child could write
     # into the other submissions' results (README: security), so it plants only in its own.
     results = folder.parent / "gradebook_results"
-    names = sorted(GRADED_HOSTILE) if runner.sandbox_available() else []
+    names = sorted(GRADED_HOSTILE) if sandbox.sandbox_available() else []
     prelude = f"REPO = {str(REPO)!r}\nRESULTS = {str(results)!r}\nNAMES = {names!r}\n"
     for file in SUB_FILES:
         text = (base / file).read_text()
@@ -482,7 +482,7 @@ def hostile_graded(tmp_path_factory) -> Path:
     # The planted results.json files: where the sandbox lets them land, the grader never
     # reads them (it reads only its child's reply files and writes its own results).
     planted = [p for p in submissions.rglob("results.json")]
-    assert planted == [] or not runner.sandbox_available()
+    assert planted == [] or not sandbox.sandbox_available()
     return folder / "gradebook_results"
 
 
@@ -496,7 +496,7 @@ def test_hostile_submissions_get_their_verdicts_and_every_grading_completes(host
     assert scores == {name: EXPECTED_HOSTILE[name] for name in GRADED_HOSTILE}
     assert leftovers_of_dead_graders() == []  # no folder, cgroup or process of a child is left
     secrets = json.loads((hostile_graded / "reads_secrets" / "results.json").read_text())
-    if runner.sandbox_available():  # the plain subprocess can read what the grader reads
+    if sandbox.sandbox_available():  # the plain subprocess can read what the grader reads
         assert "LEAKED" not in secrets["output"]
 
 
