@@ -40,21 +40,7 @@ def pid_alive(pid: int) -> bool:
 
 def _own_pids_cgroup() -> Path | None:
     """The folder of this process's cgroup in a hierarchy with the pids controller."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:  # "8:pids:/some/path" (v1) or "0::/some/path" (v2)
-        _, controllers, path = line.split(":", 2)
-        if "pids" in controllers.split(","):
-            folder = CGROUP_FS / "pids" / path.lstrip("/")
-        elif controllers == "" and (CGROUP_FS / "cgroup.controllers").is_file():
-            folder = CGROUP_FS / path.lstrip("/")
-        else:
-            continue
-        if folder.is_dir():
-            return folder
-    return None
+    return _own_cgroup("pids")
 
 
 @functools.cache

@@ -169,7 +169,7 @@ def grade(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from autograder import batch, gradescope
+    from autograder import batch, doctor, gradescope
 
     parser = argparse.ArgumentParser(
         prog="python -m autograder",
@@ -193,11 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--verbose", action="store_true", help="show pytest's own output (default: off)")
     batch.add_parser(commands)
     gradescope.add_parser(commands)
+    doctor.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from autograder import batch, gradescope
+    from autograder import batch, doctor, gradescope
 
     args = build_parser().parse_args(argv)
     if args.command in ("grade", "grade-all"):
@@ -211,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             return batch.grade_all(args)
         if args.command == "gradescope":
             return gradescope.build(args)
+        if args.command == "doctor":
+            return doctor.run(args)
         return grade(args)
     except KeyboardInterrupt:
         print("error: interrupted; finished results are kept, rerun to resume", file=sys.stderr)
