@@ -296,6 +296,8 @@ class ChildSession:
             if message:
                 raise ChildError(f"not run: {message}")
         forward = STATE.stuck.get((self.submission, "forward"))
+        if op == "forward" and forward:
+            raise ChildError(f"not run: an earlier check found that {forward}")
         if op == "train" and forward:
             raise ChildError(
                 f"not trained, as training calls forward thousands of times and an earlier "

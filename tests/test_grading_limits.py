@@ -93,11 +93,13 @@ def test_an_import_that_never_returns_costs_one_timeout_for_the_whole_grading(tm
         assert reply.arrays["images"].shape == (1, 1, 2, 2, 784)
 
 
-def test_the_trainings_of_a_model_whose_forward_timed_out_are_skipped(tmp_path):
+def test_after_a_forward_timed_out_later_forwards_and_trainings_are_skipped(tmp_path):
     session = ChildSession(CORPUS / "hangs_in_forward", timeout_scale=1.0)
     with session, pytest.raises(ChildError, match="did not finish within 15 s"):
         arrays = {"images0": np.zeros((1, 2, 2, 784), np.float32)}
         arrays["labels0"] = np.tile(np.eye(2, dtype=np.float32), (1, 2, 1, 1))  # [B, K+1, N, N]
+        session.call("forward", "MANN.forward", 15, arrays, N=2, K=1, seed=0, pairs=1)
+    with session, pytest.raises(ChildError, match="^not run: an earlier check found that MANN"):
         session.call("forward", "MANN.forward", 15, arrays, N=2, K=1, seed=0, pairs=1)
     trainer = ChildSession(CORPUS / "hangs_in_forward")
     with trainer, pytest.raises(ChildError, match="^not trained.*fix forward first"):
@@ -196,12 +198,13 @@ def test_jobs_are_sized_from_the_memory_limit(monkeypatch):
 
 
 def test_grade_all_and_gradescope_refuse_to_grade_without_the_sandbox(tmp_path):
+    (tmp_path / "empty").mkdir()  # a PATH without bwrap: a machine without bubblewrap
     klass = tmp_path / "class"
     shutil.copytree(REPO / "solutions", klass / "alice", ignore=shutil.ignore_patterns("__py*"))
     out = tmp_path / "gradebook.csv"
     refused = autograder(
         "grade-all", str(klass), "--out", str(out), "--only", "same_seed",
-        AUTOGRADER_SANDBOX="none",
+        PATH=str(tmp_path / "empty"),
     )  # fmt: skip
     assert refused.returncode == 1
     assert "--allow-unsandboxed" in refused.stderr and "bubblewrap" in refused.stderr
@@ -212,24 +215,24 @@ def test_grade_all_and_gradescope_refuse_to_grade_without_the_sandbox(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "autograder.gradescope", "--root", str(root)],
         cwd=REPO,
-        env=grader_env(AUTOGRADER_SANDBOX="none"),
+        env=grader_env(PATH=str(tmp_path / "empty")),
         capture_output=True,
         text=True,
         check=False,
     )
     assert done.returncode == 1 and "--allow-unsandboxed" in done.stderr
     results = json.loads((root / "results" / "results.json").read_text())
-    assert results["tests"] == [] and "the sandbox cannot start" in results["output"]
+    assert results["tests"] == [] and "bwrap) is not on the PATH" in results["output"]
 
     # A student grading their own folder needs no sandbox; an instructor who says so is obeyed.
     own = autograder(
         "grade", str(klass / "alice"), "--out", str(tmp_path / "own.json"),
-        "--only", "same_seed", "--device", "cpu", AUTOGRADER_SANDBOX="none",
+        "--only", "same_seed", "--device", "cpu", PATH=str(tmp_path / "empty"),
     )  # fmt: skip
     assert own.returncode == 0, own.stderr
     allowed = autograder(
         "grade-all", str(klass), "--out", str(out), "--only", "same_seed", "--device", "cpu",
-        "--allow-unsandboxed", AUTOGRADER_SANDBOX="none",
+        "--allow-unsandboxed", PATH=str(tmp_path / "empty"),
     )  # fmt: skip
     assert allowed.returncode == 0, allowed.stderr
     assert "WITHOUT the sandbox" in allowed.stderr
