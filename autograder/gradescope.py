@@ -56,7 +56,7 @@ RUN_AUTOGRADER = r"""#!/usr/bin/env bash
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 PYTHON="${AUTOGRADER_PYTHON:-$ROOT/source/.venv/bin/python}"
 cd "$ROOT/source" || exit 0
-"$PYTHON" -m autograder.gradescope --root "$ROOT"
+"$PYTHON" -m autograder.gradescope --root "$ROOT" OPTIONS
 status=$?  # 1: the grader refused or could not grade (the results say why)
 if [ ! -s "$ROOT/results/results.json" ]; then  # Python itself could not run
   mkdir -p "$ROOT/results"
@@ -76,12 +76,15 @@ def package_files() -> list[tuple[Path, str]]:
     return files
 
 
-def build_zip(out: Path) -> list[str]:
-    """Write the Gradescope zip atomically; return the names it holds."""
+def build_zip(out: Path, deadline: float = DEADLINE, allow_unsandboxed: bool = False) -> list[str]:
+    """Write the Gradescope zip atomically; return the names it holds. `deadline` and
+    `allow_unsandboxed` are written into its run_autograder."""
     buffer = io.BytesIO()
     names = []
+    options = f"--deadline {deadline:g}" + (" --allow-unsandboxed" if allow_unsandboxed else "")
+    run_autograder = RUN_AUTOGRADER.replace("OPTIONS", options)
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for text, name in ((SETUP_SH, "setup.sh"), (RUN_AUTOGRADER, "run_autograder")):
+        for text, name in ((SETUP_SH, "setup.sh"), (run_autograder, "run_autograder")):
             info = zipfile.ZipInfo(name)
             info.external_attr = 0o100755 << 16  # executable: Gradescope runs both directly
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -170,7 +173,7 @@ def build(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".zip":
         raise GradingError(f"--out {out} must end in .zip")
-    names = build_zip(out)
+    names = build_zip(out, args.deadline, args.allow_unsandboxed)
     print(f"wrote {out} ({len(names)} files, {out.stat().st_size // 1024} KiB)")
     return 0
 
@@ -186,6 +189,21 @@ def add_parser(commands) -> None:
     )
     g.add_argument(
         "--out", default="autograder.zip", help="the zip to write (default: autograder.zip)"
+    )
+    g.add_argument(
+        "--deadline",
+        type=float,
+        default=DEADLINE,
+        help="seconds after which each grading stops and keeps what it graded; it is killed "
+        f"{DEADLINE_SLACK:.0f} s later, so set it at least that far below the assignment's "
+        f"Gradescope timeout (default: {DEADLINE:.0f}, for the default 10 minutes)",
+    )
+    g.add_argument(
+        "--allow-unsandboxed",
+        action="store_true",
+        help="grade even where bubblewrap cannot start in the Gradescope container (the "
+        "container is then the only isolation between submissions and the grader's hidden "
+        "checks) (default: refuse, each submission's results say why)",
     )
 
 

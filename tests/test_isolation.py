@@ -131,6 +131,10 @@ def test_grade_all_killed_midway_resumes_without_regrading_and_completes(klass, 
         name: (float(score), status) for name, (_, score, status) in CLASS.items()
     }
     assert all(float(r["max_score"]) == 4 for n, r in rows.items() if n != "no_code")
+    # One column per check: its score (empty where the grading did not run it).
+    assert rows["reference"]["the same seed gives the same tasks"] == "2"
+    assert rows["loss_all_rows"]["loss equals the cross entropy of the query row"] == "0"
+    assert rows["no_code"]["the same seed gives the same tasks"] == ""
     # What the killed graders left (children's folders, cgroups) the new ones removed.
     assert leftovers_of_dead_graders() == []
 
