@@ -217,9 +217,25 @@ def child(grading: Grading, pytestconfig: pytest.Config):
         threads=grading.threads,
         timeout_scale=grading.timeout_scale,
     )
+    _SHARED.append(session)
     yield session
+    _SHARED.remove(session)
     session.stop()
     keep_output(pytestconfig, "\n".join(session.outputs))
+
+
+_SHARED: list[ChildSession] = []  # the `child` fixture's session, while it exists
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A check that does not use the shared child (the accuracy checks start their own) first
+    stops it: an idle child holds about 200 MB (torch), which a 768 MB container cannot spare
+    next to a training. It restarts on the next call that needs it."""
+    if "child" not in getattr(item, "fixturenames", ()):
+        for session in _SHARED:
+            if session.process is not None:
+                session.stop()
 
 
 def keep_output(config: pytest.Config, excerpt: str) -> None:
