@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import resource
 import shlex
@@ -34,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.report import print_table, write_json
+from benchmarks.report import add_rows_option, append_rows, print_table
 
 REPO = Path(__file__).resolve().parent.parent
 SUBMISSION_FILES = ("load_data.py", "models.py")
@@ -126,12 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", type=Path, help="write the class here and keep it (default: a temporary folder)"
     )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=REPO / "results" / "bench_class.json",
-        help="file the rows are appended to (default: results/bench_class.json)",
-    )
+    add_rows_option(parser, "bench_class")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-class-"))
     klass = args.keep or work / "class"
@@ -149,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         row[f"projected_h_{args.project}_on_{args.cores}_cores"] = round(hours, 2)
         rows.append(row)
         print_table([row], list(row))
-    previous = json.loads(args.json.read_text())["rows"] if args.json.is_file() else []
-    write_json(args.json, {"rows": previous + rows})
+    append_rows(args.json, rows)
     print(f"wrote {args.json}")
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from autograder import cgroup
-from benchmarks.report import print_table, write_json
+from benchmarks.report import add_rows_option, append_rows, print_table
 
 REPO = Path(__file__).resolve().parent.parent
 PERIOD_US = 100_000  # cpu.cfs_period_us: the quota is CPUs x this
@@ -209,12 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="extra options of `python -m autograder grade`, e.g. '--deadline 540' (default: none)",
     )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=REPO / "results" / "bench_container.json",
-        help="file the rows are appended to (default: results/bench_container.json)",
-    )
+    add_rows_option(parser, "bench_container")
     args = parser.parse_args(argv)
     boxes = args.box or ["768M:0.5", "1G:1", "2G:2"]
     rows = []
@@ -236,8 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         rows.append(asdict(row))
         print_table([rows[-1]], list(rows[-1]))
-    previous = json.loads(args.json.read_text())["rows"] if args.json.is_file() else []
-    write_json(args.json, {"rows": previous + rows})
+    append_rows(args.json, rows)
     print(f"wrote {args.json}")
     return 0
 

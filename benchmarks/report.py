@@ -48,3 +48,20 @@ def _format(value: object) -> str:
     if isinstance(value, float):
         return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
     return str(value)
+
+
+def add_rows_option(parser, name: str) -> None:
+    """`--json FILE` (default `results/<name>.json`), where `append_rows` keeps a benchmark's
+    rows."""
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent / "results" / f"{name}.json",
+        help=f"file the rows are appended to (default: results/{name}.json)",
+    )
+
+
+def append_rows(path: Path, rows: list[dict]) -> None:
+    """Add `rows` to the `{"rows": [...]}` file at `path` (made if missing), atomically."""
+    previous = json.loads(path.read_text())["rows"] if path.is_file() else []
+    write_json(path, {"rows": previous + rows})

@@ -60,3 +60,25 @@ def test_asking_for_cuda_without_one_is_a_one_line_error(monkeypatch, capsys):
     assert bench_sampling.main(["--device", "cuda", "--out", "/nonexistent/x.json"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no CUDA GPU" in err
+
+
+def test_the_class_benchmark_makes_a_class_of_distinct_submissions_of_every_kind(tmp_path):
+    from benchmarks import bench_class
+
+    made = bench_class.make_class(tmp_path, 120)
+    assert len(made) == 120 and len(list(tmp_path.iterdir())) == 120
+    kinds = {kind for _, kind in made}
+    assert {"correct", "stubs", "hangs_in_forward", "raises_at_import"} <= kinds
+    texts = [(tmp_path / s / "models.py").read_text() for s, _ in made]
+    assert len(set(texts)) == 120  # no two byte-identical
+
+
+def test_the_container_benchmark_reads_sizes_and_documents_its_flags(capsys):
+    from benchmarks import bench_container
+
+    assert bench_container.parse_size("768M") == 768 << 20
+    assert bench_container.parse_size("1G") == bench_container.parse_size("1024MB") == 1 << 30
+    with pytest.raises(SystemExit):
+        bench_container.main(["--help"])
+    out = capsys.readouterr().out
+    assert "--box" in out and "MEMORY:CPUS" in out and "--grade-args" in out
