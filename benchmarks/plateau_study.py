@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from kit.step import Recipe
+from kit.train import default_steps
 
 OUT = Path(__file__).resolve().parent.parent / "results" / "plateau"
 EVAL_EVERY = 100
@@ -68,7 +69,7 @@ def first_step(history: list[dict], level: float) -> int | None:
 _SPLITS: dict = {}  # the data splits, loaded once before the worker processes fork
 
 
-def run_one(setting: str, recipe_name: str, seed: int, steps: int | None) -> dict:
+def run_one(setting: str, recipe_name: str, seed: int, steps: int) -> dict:
     import torch
 
     from kit.train import TrainConfig, train
@@ -129,7 +130,7 @@ def summarise(runs: list[dict]) -> dict:
     """Per setting and recipe: seeds, escapes, targets reached, test accuracy quantiles."""
     groups: dict[str, list[dict]] = {}
     for run in runs:
-        groups.setdefault(f"{run['setting']}:{run['recipe']}", []).append(run)
+        groups.setdefault(f"{run['setting']}:{run['recipe']}:{run['steps']}", []).append(run)
     summary = {}
     for key, group in sorted(groups.items()):
         tests = np.array([r["test_accuracy"] for r in group])
@@ -174,16 +175,19 @@ def plot(runs: list[dict], path: Path) -> None:
     settings = [s for s in SETTINGS if any(r["setting"] == s for r in runs)]
     fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 4), squeeze=False)
     for ax, setting in zip(axes[0], settings):
-        for recipe in RECIPES:
-            group = [r for r in runs if r["setting"] == setting and r["recipe"] == recipe]
-            if not group:
-                continue
-            steps = group[0]["steps"]
+        keys = sorted({(r["recipe"], r["steps"]) for r in runs if r["setting"] == setting})
+        for recipe, steps in keys:
+            group = [
+                r
+                for r in runs
+                if (r["setting"], r["recipe"], r["steps"]) == (setting, recipe, steps)
+            ]
             escapes = sorted(r["escape_step"] or np.inf for r in group)
             xs = [0] + [e for e in escapes if np.isfinite(e)] + [steps]
             ys = [0] + [(i + 1) / len(group) for i, e in enumerate(escapes) if np.isfinite(e)]
             ys.append(ys[-1])
-            ax.step(xs, ys, where="post", label=f"{recipe} ({len(group)} seeds)")
+            label = f"{recipe}, {steps} steps ({len(group)} seeds)"
+            ax.step(xs, ys, where="post", label=label)
         K, N = SETTINGS[setting]
         ax.set(
             title=f"{N}-way {K}-shot: meta-val >= chance + 10 points",
@@ -211,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         nargs="+",
-        metavar="SETTING:RECIPE",
-        help=f"runs to do, in this order; settings {', '.join(SETTINGS)}, recipes "
-        f"{', '.join(RECIPES)} (default: every combination)",
+        metavar="SETTING:RECIPE[:SEEDS[:STEPS]]",
+        help=f"runs to do, e.g. K1N2:combined:0-15:2000; settings {', '.join(SETTINGS)}, "
+        f"recipes {', '.join(RECIPES)} (default: every combination, --seeds, --steps)",
     )
     parser.add_argument("--seeds", default="0-15", help="e.g. 0-15 or 0,4,6 (default: 0-15)")
     parser.add_argument("--steps", type=int, help="steps per run (default: kit.train's)")
@@ -227,14 +231,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         write_outputs(runs, args.out)
         return 0
-    pairs = args.only or [f"{s}:{r}" for s in SETTINGS for r in RECIPES]
-    done = {(r["setting"], r["recipe"], r["seed"]) for r in runs}
-    for pair in pairs:
-        setting, _, recipe = pair.partition(":")
+    specs = []  # (setting, recipe, seeds, steps)
+    for item in args.only or [f"{s}:{r}" for s in SETTINGS for r in RECIPES]:
+        setting, recipe, seeds, steps = (item.split(":") + ["", ""])[:4]
         if setting not in SETTINGS or recipe not in RECIPES:
-            parser.error(f"unknown SETTING:RECIPE {pair!r}")
+            parser.error(f"unknown SETTING:RECIPE {item!r}")
+        steps = int(steps) if steps else args.steps or default_steps(*SETTINGS[setting])
+        specs.append((setting, recipe, parse_seeds(seeds or args.seeds), steps))
     # Seed by seed, so that an interrupted study has as many seeds of every recipe.
-    jobs = [(*pair.split(":"), s) for s in parse_seeds(args.seeds) for pair in pairs]
+    jobs = [
+        (setting, recipe, seeds[i], steps)
+        for i in range(max(len(spec[2]) for spec in specs))
+        for setting, recipe, seeds, steps in specs
+        if i < len(seeds)
+    ]
+    done = {(r["setting"], r["recipe"], r["seed"], r["steps"]) for r in runs}
     jobs = [job for job in jobs if job not in done]
 
     from data import load_splits
@@ -246,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         ProcessPoolExecutor(args.workers, mp_context=context) as pool,
         open(runs_file, "a") as out,
     ):
-        futures = [pool.submit(run_one, *job, args.steps) for job in jobs]
+        futures = [pool.submit(run_one, *job) for job in jobs]
         for count, future in enumerate(as_completed(futures), 1):
             run = future.result()
             out.write(json.dumps(run) + "\n")
