@@ -4,11 +4,12 @@
     python -m autograder.calibrate --steps 1000 2000 --learning-rates 1e-3 3e-3 --workers 8
 
 Runs exactly what an accuracy check runs (`autograder.evaluation.train_and_evaluate`: training
-in a child process, meta-test evaluation in this one) for every combination of seed, (K, N),
-sampler, step count and learning rate, plus an untrained model (0 steps) per (K, N) as the
-chance baseline, and prints one line per run and the minimum per setting. Thresholds go in
-`autograder/checks/hidden/thresholds.py`, between the untrained model and the reference's
-worst seed.
+in a child process in segments, meta-val between segments and meta-test at the end in this
+one, stopping where the check stops) for every combination of seed, (K, N), sampler, step
+count and learning rate, plus an untrained model (0 steps) per (K, N) as the chance baseline,
+and prints one line per run and the minimum per setting. `--no-stop` trains every step of the
+budget (the meta-val curve is still recorded). Thresholds go in
+`autograder/checks/hidden/thresholds.py`, with the false-failure computation.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 import tempfile
 import time
@@ -24,26 +26,45 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from autograder.checks.hidden.thresholds import CHECKS, EVAL_SEED, EVAL_TASKS
-from autograder.evaluation import Budget, save_train_images, train_and_evaluate
+from autograder.evaluation import save_train_images, train_and_evaluate
 from autograder.runner import ChildError, ChildSession
 
 
-def run_one(submission: Path, device: str, splits, train_file, budget, sampler, seed) -> dict:
+def run_one(
+    submission: Path, device: str, splits, train_file, check, budget, sampler, seed, stop: bool
+) -> dict:
     started = time.perf_counter()
+    load = os.getloadavg()[0]
     with ChildSession(submission, device=device, threads=1) as child:
         try:
-            accuracy = train_and_evaluate(
-                child, budget, splits, train_file, sampler, seed, EVAL_TASKS, EVAL_SEED
+            outcome = train_and_evaluate(
+                child,
+                budget,
+                splits,
+                train_file,
+                sampler,
+                seed,
+                EVAL_TASKS,
+                EVAL_SEED,
+                stop_at=check.stop_at if stop else None,
+                give_up=check.give_up if stop else None,
             )
+            result = {
+                "accuracy": outcome.accuracy if outcome.accuracy is not None else float("nan"),
+                "steps_trained": outcome.steps,
+                "stopped": outcome.stopped,
+                "val": [[step, round(acc, 4)] for step, acc in outcome.val],
+            }
         except ChildError as error:
-            accuracy = float("nan")
+            result = {"accuracy": float("nan"), "stopped": "error"}
             print(f"error: {error}", file=sys.stderr)
     return {
         **asdict(budget),
         "sampler": sampler,
         "seed": seed,
-        "accuracy": accuracy,
+        **result,
         "seconds": round(time.perf_counter() - started, 1),
+        "load": round(load, 2),
     }
 
 
@@ -82,13 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--workers", type=int, default=2, help="runs at a time (default: 2)")
     parser.add_argument("--out", help="also write the runs as JSON here (default: none)")
+    parser.add_argument(
+        "--no-stop",
+        action="store_true",
+        help="train every step, without the checks' early stop and give-up (default: off)",
+    )
     args = parser.parse_args(argv)
 
     from data import load_splits
 
     splits = load_splits("default", progress=False)
     submission = Path(args.submission).resolve()
-    budgets: list[Budget] = []
+    budgets: list[tuple] = []  # (check, budget)
     for check in CHECKS:
         shape = f"{check.budget.num_shots}x{check.budget.num_classes}"
         if args.shapes and shape not in args.shapes:
@@ -97,29 +123,34 @@ def main(argv: list[str] | None = None) -> int:
             for item in args.grid:
                 steps, lr, batch = item.split(":")
                 budgets.append(
-                    replace(
-                        check.budget,
-                        steps=int(steps),
-                        learning_rate=float(lr),
-                        batch_size=int(batch),
+                    (
+                        check,
+                        replace(
+                            check.budget,
+                            steps=int(steps),
+                            learning_rate=float(lr),
+                            batch_size=int(batch),
+                        ),
                     )
                 )
         else:
             steps = args.steps or [check.budget.steps]
             rates = args.learning_rates or [check.budget.learning_rate]
             for s, lr in itertools.product(steps, rates):
-                budgets.append(replace(check.budget, steps=s, learning_rate=lr))
-        budgets.append(replace(check.budget, steps=0))  # untrained: the chance baseline
+                budgets.append((check, replace(check.budget, steps=s, learning_rate=lr)))
+        budgets.append((check, replace(check.budget, steps=0)))  # untrained: chance baseline
     jobs = []
-    for budget in budgets:
+    for check, budget in budgets:
         seeds = args.seeds if budget.steps else args.seeds[:1]
         samplers = args.samplers if budget.steps else args.samplers[:1]
-        jobs += [(budget, sampler, seed) for sampler in samplers for seed in seeds]
+        jobs += [(check, budget, sampler, seed) for sampler in samplers for seed in seeds]
     with tempfile.TemporaryDirectory() as folder:
         train_file = save_train_images(splits["train"].images, Path(folder))
         with ThreadPoolExecutor(args.workers) as pool:
             futures = [
-                pool.submit(run_one, submission, args.device, splits, train_file, *job)
+                pool.submit(
+                    run_one, submission, args.device, splits, train_file, *job, not args.no_stop
+                )
                 for job in jobs
             ]
             runs = []
@@ -130,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"K={run['num_shots']} N={run['num_classes']} {run['sampler']:<7} "
                     f"steps={run['steps']:<5} lr={run['learning_rate']:<6g} "
                     f"batch={run['batch_size']:<4} seed={run['seed']} "
-                    f"accuracy={100 * run['accuracy']:.1f}% ({run['seconds']:.0f} s)",
+                    f"accuracy={100 * run['accuracy']:.1f}% {run['stopped']} after "
+                    f"{run.get('steps_trained')} steps ({run['seconds']:.0f} s, load "
+                    f"{run['load']})",
                     flush=True,
                 )
     print("\nworst seed per setting:")

@@ -73,6 +73,8 @@ class Harness:
         self.model = None  # the MANN trained by `train`, used by `predict`
         self.request_id = 0  # the request being served
         self.reported = 0.0  # when `progress` last wrote
+        self.training: dict | None = None  # model, optimiser, schedule, step, task stream
+        self.kept: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # tasks kept by `predict`
 
     def progress(self, done: int) -> None:
         """Tell the grader how many training steps are done (`progress-<id>`, at most four
@@ -210,57 +212,89 @@ class Harness:
         return result, arrays
 
     def op_train(self, request: dict) -> tuple[dict, dict]:
-        """Train a fresh MANN with the kit's `train_step` for `steps` steps.
+        """Train the MANN with the kit's recipe (`kit.step`) for `steps` more steps.
 
-        sampler "grader": batches given as indices `[S, B, K+1, N]` into the meta-train images
-        `[C*D, 784]` and labels `[S, B, K+1, N, N]`; sampler "student": the submission's own
-        DataGenerator on the meta-train images through the kit's `task_loader`.
+        A call with `resume` false starts a fresh, seeded MANN whose optimiser and schedule
+        span `total_steps`; a call with `resume` true continues the previous one (model,
+        optimiser, schedule and task stream), so the grader can train in segments and measure
+        between them. sampler "grader": the segment's batches given as indices
+        `[S, B, K+1, N]` into the meta-train images `[C*D, 784]` and labels
+        `[S, B, K+1, N, N]`; sampler "student": the submission's own DataGenerator on the
+        meta-train images through the kit's `task_loader`. A NaN or infinite loss ends the
+        call with `diverged` (the message naming the step) instead of an error.
         """
-        import torch
-
-        from kit.train import train_step
+        from kit.step import Diverged, Recipe, prepare, train_step
 
         p = request["params"]
-        train_images = self.shared(request, "train_images")  # [C, D, 784]
-        model = self.new_model(p)
-        optimizer = torch.optim.Adam(model.parameters(), lr=p["lr"])
+        if not p.get("resume") or self.training is None:
+            model = self.new_model(p)
+            recipe = Recipe(**p["recipe"])
+            optimizer, scheduler = prepare(model, recipe, p["total_steps"])
+            train_images = self.shared(request, "train_images")  # [C, D, 784]
+            self.training = {"model": model, "optimizer": optimizer, "scheduler": scheduler,
+                             "clip": recipe.clip_norm, "step": 0, "stream": None,
+                             "flat": np.asarray(train_images).reshape(-1, train_images.shape[-1])}  # fmt: skip
+            if p["sampler"] == "student":
+                from kit.episodes import task_loader
+
+                load_data = self.module("load_data")
+                generator = load_data.DataGenerator(
+                    np.asarray(train_images), p["N"], p["K"], seed=p["seed"]
+                )
+                loader = task_loader(generator, p["batch_size"], seed=p["seed"])
+                self.training["stream"] = iter(loader)
+            self.model = model
+        state = self.training
         if p["sampler"] == "grader":
             index, all_labels = self.array(request, "index"), self.array(request, "labels")
-            flat = np.asarray(train_images).reshape(-1, train_images.shape[-1])  # [C*D, 784]
-            batches = ((flat[index[s]], all_labels[s]) for s in range(p["steps"]))
+            batches = ((state["flat"][index[s]], all_labels[s]) for s in range(len(index)))
         else:
-            from kit.episodes import task_loader
-
-            load_data = self.module("load_data")
-            generator = load_data.DataGenerator(
-                np.asarray(train_images), p["N"], p["K"], seed=p["seed"]
-            )
-            batches = iter(task_loader(generator, p["batch_size"], seed=p["seed"]))
+            batches = state["stream"]
         losses = []
         for _, (images, labels) in zip(range(p["steps"]), batches):
             images, labels = self.tensor(_numpy(images)), self.tensor(_numpy(labels))
-            losses.append(train_step(model, optimizer, images, labels)[0])
+            step = state["step"] + 1
+            try:
+                loss, _ = train_step(state["model"], state["optimizer"], images, labels,
+                                     state["scheduler"], state["clip"], step)  # fmt: skip
+            except Diverged as error:
+                return {"steps": state["step"], "diverged": str(error), "final_loss": None}, {}
+            state["step"] = step
+            losses.append(loss)
             self.progress(len(losses))
-        self.model = model
         tail = losses[-50:]
-        return {"steps": len(losses), "final_loss": float(np.mean(tail)) if tail else None}, {}
+        return {"steps": state["step"], "final_loss": float(np.mean(tail)) if tail else None}, {}
 
     def op_predict(self, request: dict) -> tuple[dict, dict]:
-        """Predictions `[T, K+1, N, N]` of the trained MANN, in eval mode and without grad."""
+        """Predictions `[T, K+1, N, N]` of the trained MANN, in eval mode and without grad.
+
+        With `keep`, the tasks sent are kept under that name; a later call with the same `keep`
+        and no arrays predicts on them again (the grader's meta-val tasks, between segments).
+        """
         import torch
 
         if self.model is None:
             raise RuntimeError("predict before train (a grader bug)")
-        images, labels = self.array(request, "images"), self.array(request, "labels")
+        keep = request["params"].get("keep")
+        if request["arrays"] or not keep:
+            images, labels = self.array(request, "images"), self.array(request, "labels")
+            if keep:
+                self.kept[keep] = (images, labels)
+        else:
+            images, labels = self.kept[keep]
+        was_training = self.model.training
         self.model.eval()
         chunks = []
-        with torch.no_grad():
-            for start in range(0, len(images), 500):
-                preds = self.model(
-                    self.tensor(images[start : start + 500]),
-                    self.tensor(labels[start : start + 500]),
-                )
-                chunks.append(_numpy(preds))
+        try:
+            with torch.no_grad():
+                for start in range(0, len(images), 500):
+                    preds = self.model(
+                        self.tensor(images[start : start + 500]),
+                        self.tensor(labels[start : start + 500]),
+                    )
+                    chunks.append(_numpy(preds))
+        finally:
+            self.model.train(was_training)
         return {}, {"preds": np.concatenate(chunks)}
 
     # -- serving -----------------------------------------------------------------------------

@@ -1,20 +1,24 @@
-"""Train the submission's MANN in the child and measure it on meta-test: the grader's side.
+"""Train the submission's MANN in the child and measure it: the grader's side.
 
-Letters: S training steps, B tasks per step, T meta-test tasks, K shots, N classes, C
-characters, D drawings, 784 pixels.
+Letters: S training steps, B tasks per step, T meta-test tasks, V meta-val tasks, K shots, N
+classes, C characters, D drawings, 784 pixels.
 
-Training runs in the child (the submission's forward and backward) with the kit's
-`train_step`, on meta-train tasks that either the grader samples (`kit.episodes.sample_tasks`,
-sent as indices into the meta-train images) or the submission's own DataGenerator draws. The
-grader then samples T meta-test tasks itself, sends the child the images and the labels with
-the query row ZEROED, and computes the accuracy of the returned predictions `[T, K+1, N, N]`
-against the true labels, which never leave this process. The accuracy checks and
-`autograder.calibrate` both go through `train_and_evaluate`.
+Training runs in the child (the submission's forward and backward) with the kit's recipe
+(`kit.step`: LSTM initialisation, Adam with warmup and cosine schedule, clipping), on
+meta-train tasks that either the grader samples (`kit.episodes.sample_tasks`, sent as indices
+into the meta-train images) or the submission's own DataGenerator draws. It runs in segments
+of `Budget.segment` steps; after each, the grader measures the model on V meta-val tasks and
+stops as soon as it reaches `stop_at`, or gives up when it is still at chance at `give_up`
+steps. The grader then samples T meta-test tasks itself, sends the child the images and the
+labels with the query row ZEROED, and computes the accuracy of the returned predictions
+`[T, K+1, N, N]` against the true labels, which never leave this process (meta-val labels
+neither). The accuracy checks and `autograder.calibrate` both go through `train_and_evaluate`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,21 +27,45 @@ import torch
 from autograder.feedback import BUGS, fail
 from autograder.runner import ChildSession
 from kit.episodes import sample_tasks
-from kit.train import query_accuracy
+from kit.step import Recipe, query_accuracy
 
-SECONDS_PER_STEP = 0.15  # timeout allowance: ~8x the reference's step (32 tasks) on a busy CPU
+# Timeout allowance per step of 128 tasks: ~10x the reference's (1-shot 2-way, one thread,
+# about 0.02 s idle, 0.1 s measured on the 2 busy cores).
+SECONDS_PER_STEP = 0.4
+VAL_TASKS = 2000  # meta-val tasks between segments: standard error at most 1.1 points
+CHANCE_MARGIN = 0.05  # within this of 1/N, a model is "at chance"
 
 
 @dataclass(frozen=True)
 class Budget:
-    """How the grader trains: K, N, steps, batch size, Adam learning rate, hidden units."""
+    """How the grader trains: K, N, at most `steps` steps of `batch_size` tasks, the kit's
+    recipe at `learning_rate`, hidden units, and `segment` steps between meta-val checks."""
 
     num_shots: int
     num_classes: int
     steps: int
     batch_size: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float = Recipe().learning_rate
     hidden_dim: int = 128
+    segment: int = 100
+
+    def recipe(self) -> Recipe:
+        return replace(Recipe(), learning_rate=self.learning_rate)
+
+
+@dataclass
+class Outcome:
+    """One training in the child and its measurements.
+
+    stopped: "target" (meta-val reached `stop_at`), "budget" (all steps), "chance" (still at
+    chance at `give_up` steps) or "diverged" (a NaN or infinite loss; `diverged` says where).
+    """
+
+    accuracy: float | None  # meta-test query accuracy; None when the training diverged
+    steps: int  # steps trained
+    stopped: str
+    val: list[tuple[int, float]] = field(default_factory=list)  # (step, meta-val accuracy)
+    diverged: str | None = None
 
 
 def save_train_images(train_images: np.ndarray, folder: Path) -> Path:
@@ -77,31 +105,61 @@ def grader_batches(budget: Budget, train_images: np.ndarray, seed: int) -> dict[
 def train_in_child(
     child: ChildSession,
     budget: Budget,
-    train_images: np.ndarray,
+    arrays: dict[str, np.ndarray],
     train_images_file: Path,
     sampler: str,
     seed: int,
-) -> None:
-    """Train a fresh, seeded MANN in the child; sampler is "grader" or "student"."""
+    steps: int,
+    resume: bool,
+) -> dict:
+    """Train the child's MANN `steps` more steps (a fresh, seeded one unless `resume`);
+    sampler is "grader" (the segment's batches in `arrays`) or "student". Returns the child's
+    result: steps trained so far, and `diverged` when the loss stopped being finite."""
     __tracebackhide__ = True
     K, N = budget.num_shots, budget.num_classes
     child.shared_arrays["train_images"] = train_images_file
-    arrays = grader_batches(budget, train_images, seed) if sampler == "grader" else {}
     source = "the grader's tasks" if sampler == "grader" else "your DataGenerator"
-    child.call(
+    reply = child.call(
         "train",
         f"training your MANN (K={K}, N={N}) on {source}",
-        timeout=60 + SECONDS_PER_STEP * budget.steps,
+        timeout=60 + SECONDS_PER_STEP * steps,
         arrays=arrays,
         N=N,
         K=K,
         hidden=budget.hidden_dim,
         seed=seed,
-        lr=budget.learning_rate,
-        steps=budget.steps,
+        recipe=asdict(budget.recipe()),
+        total_steps=budget.steps,
+        steps=steps,
+        resume=resume,
         batch_size=budget.batch_size,
         sampler=sampler,
     )
+    return reply.result
+
+
+def query_tasks(images: np.ndarray, num_shots: int, num_classes: int, num_tasks: int, seed):
+    """T seeded tasks of `images` and the labels with the query row zeroed, for the child."""
+    K, N = num_shots, num_classes
+    rng = np.random.default_rng(seed)
+    tasks, labels = sample_tasks(images, N, K, num_tasks, rng)  # [T, K+1, N, 784], [.., N]
+    hidden = labels.copy()
+    hidden[:, K] = 0  # the child never sees the query labels
+    return tasks, labels, hidden
+
+
+def accuracy_of(child, tasks, labels, hidden, what: str, keep: str | None = None) -> float:
+    """Query accuracy of the child's model on `tasks` (sent once when `keep` names them)."""
+    __tracebackhide__ = True
+    arrays = {"images": tasks, "labels": hidden} if tasks is not None else None
+    params = {"keep": keep} if keep else {}
+    reply = child.call("predict", what, timeout=120, arrays=arrays, **params)
+    preds = reply.arrays["preds"]
+    if preds.shape != labels.shape:
+        fail(BUGS["forward_shape"], f"predictions {preds.shape}, expected {labels.shape}")
+    if not np.issubdtype(preds.dtype, np.floating) or not np.isfinite(preds).all():
+        fail(BUGS["forward_shape"], f"predictions of dtype {preds.dtype} or not finite")
+    return query_accuracy(torch.from_numpy(preds), torch.from_numpy(labels)).mean().item()
 
 
 def meta_test_accuracy(
@@ -123,17 +181,8 @@ def meta_test_accuracy(
     """
     __tracebackhide__ = True
     K, N = num_shots, num_classes
-    rng = np.random.default_rng([seed, K, N])
-    images, labels = sample_tasks(test_images, N, K, num_tasks, rng)  # [T, K+1, N, 784], [.., N]
-    hidden = labels.copy()
-    hidden[:, K] = 0  # the child never sees the query labels
-    reply = child.call("predict", what, timeout=120, arrays={"images": images, "labels": hidden})
-    preds = reply.arrays["preds"]
-    if preds.shape != labels.shape:
-        fail(BUGS["forward_shape"], f"predictions {preds.shape}, expected {labels.shape}")
-    if not np.issubdtype(preds.dtype, np.floating) or not np.isfinite(preds).all():
-        fail(BUGS["forward_shape"], f"predictions of dtype {preds.dtype} or not finite")
-    return query_accuracy(torch.from_numpy(preds), torch.from_numpy(labels)).mean().item()
+    tasks, labels, hidden = query_tasks(test_images, K, N, num_tasks, [seed, K, N])
+    return accuracy_of(child, tasks, labels, hidden, what)
 
 
 def train_and_evaluate(
@@ -145,10 +194,56 @@ def train_and_evaluate(
     seed: int,
     eval_tasks: int,
     eval_seed: int,
-) -> float:
-    """Train in the child (`train_in_child`), then return its meta-test query accuracy."""
+    stop_at: float | None = None,
+    give_up: int | None = None,
+    val_tasks: int = VAL_TASKS,
+    on_segment: Callable[[int, float], None] | None = None,
+) -> Outcome:
+    """Train in the child segment by segment, measuring meta-val between segments; then
+    measure meta-test (`eval_tasks` tasks of `eval_seed`) unless the training diverged.
+
+    Args:
+        stop_at: stop as soon as meta-val accuracy reaches it (None: train every step).
+        give_up: stop when meta-val accuracy is still within `CHANCE_MARGIN` of chance after
+            this many steps (None: never).
+        on_segment: called with (steps so far, meta-val accuracy) after every segment.
+    """
     __tracebackhide__ = True
     K, N = budget.num_shots, budget.num_classes
-    train_in_child(child, budget, splits["train"].images, train_images_file, sampler, seed)
     what = f"your trained MANN (K={K}, N={N})"
-    return meta_test_accuracy(child, splits["test"].images, K, N, eval_tasks, eval_seed, what)
+    train_images = splits["train"].images
+    batches = grader_batches(budget, train_images, seed) if sampler == "grader" else None
+    val = query_tasks(splits["val"].images, K, N, val_tasks, [eval_seed, K, N, 1])
+    outcome = Outcome(accuracy=None, steps=0, stopped="budget")
+    while outcome.steps < budget.steps or budget.steps == 0:
+        count = min(budget.segment, budget.steps - outcome.steps)
+        start = outcome.steps
+        arrays = {k: v[start : start + count] for k, v in batches.items()} if batches else {}
+        result = train_in_child(
+            child, budget, arrays, train_images_file, sampler, seed, count, resume=start > 0
+        )
+        if result.get("diverged"):
+            outcome.steps = result["steps"]
+            outcome.stopped, outcome.diverged = "diverged", result["diverged"]
+            return outcome
+        if budget.steps == 0 or result["steps"] == outcome.steps:  # untrained, or no batches
+            break
+        outcome.steps = result["steps"]
+        tasks, labels, hidden = val
+        if outcome.val:  # the child kept the meta-val tasks of the first segment
+            tasks = hidden = None
+        accuracy = accuracy_of(child, tasks, labels, hidden, what, keep="val")
+        outcome.val.append((outcome.steps, accuracy))
+        if on_segment is not None:
+            on_segment(outcome.steps, accuracy)
+        if stop_at is not None and accuracy >= stop_at:
+            outcome.stopped = "target"
+            break
+        at_chance = accuracy < 1 / N + CHANCE_MARGIN
+        if give_up is not None and outcome.steps >= give_up and at_chance:
+            outcome.stopped = "chance"
+            break
+    outcome.accuracy = meta_test_accuracy(
+        child, splits["test"].images, K, N, eval_tasks, eval_seed, what
+    )
+    return outcome

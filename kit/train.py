@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import platform
@@ -26,7 +27,7 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,14 +36,21 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from kit.episodes import TaskBatches, sample_tasks, task_loader
-from kit.submission import Submission, load_submission
+from kit.episodes import task_loader
+from kit.step import Diverged, Recipe, prepare, query_accuracy, train_step
+from kit.submission import REPO_ROOT, Submission, load_submission
+
+# `sample_tasks` and `TaskBatches` (the batched sampler) are imported where they are used: the
+# student package ships kit/ without them, and `--sampler generator` must work there.
+
+__all__ = ["Diverged", "TrainConfig", "evaluate", "query_accuracy", "train", "train_step"]
 
 EVAL_SEED = 1234  # val and test tasks are the same for every run, whatever its --seed
 
 # Training steps by (K, N), measured on 2 CPU cores with the other defaults (see the README's
-# results table). 2-shot 2-way sits at chance for ~3,000 steps before it takes off.
+# results table).
 DEFAULT_STEPS = {(1, 2): 3000, (2, 2): 6000, (1, 3): 10000, (1, 4): 16000}
+SAMPLERS = ("generator", "batched")
 
 
 def default_steps(num_shots: int, num_classes: int) -> int:
@@ -50,26 +58,67 @@ def default_steps(num_shots: int, num_classes: int) -> int:
     return DEFAULT_STEPS.get((num_shots, num_classes), 4000 * num_classes)
 
 
+def option(default, help: str, flag: str | None = None, choices: tuple | None = None):
+    """A `TrainConfig` field whose command-line flag `parse_args` generates from it."""
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
+
+
+RECIPE = Recipe()
+
+
 @dataclass
 class TrainConfig:
-    """Everything that defines a run; saved with its metrics and checkpoint."""
+    """Everything that defines a run; saved with its metrics and checkpoint.
 
-    num_shots: int = 1  # K
-    num_classes: int = 2  # N
-    hidden_dim: int = 128
-    batch_size: int = 128  # tasks per step; larger batches cost little more on a CPU
-    learning_rate: float = 1e-3  # Adam
-    steps: int | None = None  # None: default_steps(K, N)
-    eval_every: int = 250  # steps between meta-val evaluations
-    val_tasks: int = 500
-    test_tasks: int = 1000  # >= 1000 keeps the 95% interval under about 2 points
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    code: str = "solutions"  # folder with load_data.py and models.py
-    sampler: str = "auto"  # batched | generator | auto (batched for solutions/)
-    num_workers: int = 0  # DataLoader workers for --sampler generator
-    split: str = "default"  # default | alphabet
-    out: str = "runs/K{num_shots}N{num_classes}"
+    Every field is a flag of `python -m kit.train` (`--field-name`, help and default below).
+    """
+
+    num_shots: int = option(1, "K, labelled examples per class", "-K")
+    num_classes: int = option(2, "N, classes per task", "-N")
+    hidden_dim: int = option(128, "units of the first LSTM")
+    batch_size: int = option(128, "tasks per training step")
+    learning_rate: float = option(RECIPE.learning_rate, "Adam's peak learning rate")
+    init: str = option(
+        RECIPE.init,
+        "LSTM initialisation: orthogonal (recurrent), Xavier (input), forget-gate bias; or "
+        "PyTorch's default",
+        choices=("orthogonal", "default"),
+    )
+    forget_bias: float = option(RECIPE.forget_bias, "forget-gate bias under --init orthogonal")
+    warmup_steps: int = option(RECIPE.warmup_steps, "steps of linear learning-rate warmup")
+    schedule: str = option(
+        RECIPE.schedule, "learning rate after the warmup", choices=("cosine", "constant")
+    )
+    clip_norm: float = option(RECIPE.clip_norm, "gradient-norm clipping; 0 turns it off")
+    steps: int | None = option(
+        None,
+        "training steps (default: 3000, 6000, 10000 and 16000 for (K, N) = (1, 2), (2, 2), "
+        "(1, 3) and (1, 4); 4000 * N otherwise)",
+    )
+    eval_every: int = option(250, "steps between meta-val evaluations")
+    val_tasks: int = option(500, "meta-val tasks per evaluation")
+    test_tasks: int = option(1000, "meta-test tasks of the final evaluation (>= 1000 keeps the "
+                             "95%% interval under about 2 points)")  # fmt: skip
+    seed: int = option(0, "seed of the weights and the training tasks")
+    device: str = option(
+        "auto", "where to train; auto takes CUDA when present", choices=("auto", "cpu", "cuda")
+    )
+    code: str = option(
+        "solutions", "folder holding load_data.py and models.py: solutions, assignment or yours"
+    )
+    sampler: str = option(
+        "generator",
+        "tasks for training and evaluation: generator = the --code folder's own DataGenerator "
+        "(any folder, the student package included), batched = the kit's vectorised sampler "
+        "(same tasks, faster; repository only)",
+        choices=SAMPLERS,
+    )
+    num_workers: int = option(0, "DataLoader workers for --sampler generator")
+    split: str = option("default", "character split", choices=("default", "alphabet"))
+    out: str = option(
+        "runs/K{num_shots}N{num_classes}",
+        "run folder; {num_shots} and {num_classes} are filled in",
+    )
 
     def __post_init__(self) -> None:
         if self.steps is None:
@@ -77,6 +126,16 @@ class TrainConfig:
 
     def run_dir(self) -> Path:
         return Path(self.out.format(num_shots=self.num_shots, num_classes=self.num_classes))
+
+    def recipe(self) -> Recipe:
+        return Recipe(
+            learning_rate=self.learning_rate,
+            init=self.init,
+            forget_bias=self.forget_bias,
+            warmup_steps=self.warmup_steps,
+            schedule=self.schedule,
+            clip_norm=self.clip_norm if self.clip_norm and self.clip_norm > 0 else None,
+        )
 
 
 @dataclass
@@ -110,24 +169,24 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def query_accuracy(preds: Tensor, labels: Tensor) -> Tensor:
-    """Per-task accuracy of the query row: `[B]` from preds and labels `[B, K+1, N, N]`."""
-    return (preds[:, -1].argmax(-1) == labels[:, -1].argmax(-1)).float().mean(-1)
+def batched_sampler():
+    """`kit.episodes.sample_tasks`, or a clear error where the kit ships without it."""
+    try:
+        from kit.episodes import sample_tasks
+    except ImportError as error:
+        raise ValueError(
+            "the kit's batched sampler is not part of this kit (the student package has none): "
+            "use --sampler generator, which draws tasks with your DataGenerator"
+        ) from error
+    return sample_tasks
 
 
-def train_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, images: Tensor, labels: Tensor
-) -> tuple[float, float]:
-    """One optimisation step on a batch `[B, K+1, N, 784]`, `[B, K+1, N, N]`.
-
-    Returns the batch's query loss and query accuracy (before the update).
-    """
-    preds = model(images, labels)  # [B, K+1, N, N]
-    loss = model.loss_function(preds, labels)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.item(), query_accuracy(preds.detach(), labels).mean().item()
+def generator_tasks(
+    data_generator: type, images: np.ndarray, num_classes: int, num_shots: int, seed: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless single tasks `[K+1, N, 784]`, `[K+1, N, N]` of `data_generator(images, N, K)`."""
+    generator = data_generator(images, num_classes, num_shots, seed=seed)
+    return iter(generator)
 
 
 @torch.no_grad()
@@ -140,21 +199,31 @@ def evaluate(
     seed: int = EVAL_SEED,
     batch_size: int = 500,
     device: torch.device | str = "cpu",
+    data_generator: type | None = None,
 ) -> Evaluation:
     """Query accuracy of `model` on `num_tasks` tasks drawn (seeded) from `images [C, D, 784]`.
 
-    Runs in eval mode under no_grad and restores the model's previous mode. The same seed
-    gives the same tasks, so two models evaluated with it are compared on identical tasks.
+    Tasks come from the kit's batched sampler, or from `data_generator` (a `DataGenerator`
+    class, seeded with `seed`) when given. Runs in eval mode under no_grad and restores the
+    model's previous mode. The same seed gives the same tasks, so two models evaluated with it
+    are compared on identical tasks.
     """
     was_training = model.training
     model.eval()
-    rng = np.random.default_rng(seed)
+    if data_generator is None:
+        sample_tasks, rng = batched_sampler(), np.random.default_rng(seed)
+    else:
+        tasks = generator_tasks(data_generator, images, num_classes, num_shots, seed)
     accuracies, losses = [], []
     try:
         for start in range(0, num_tasks, batch_size):
             size = min(batch_size, num_tasks - start)
-            batch = sample_tasks(images, num_classes, num_shots, size, rng)
-            batch_images, batch_labels = (torch.from_numpy(a).to(device) for a in batch)
+            if data_generator is None:
+                batch = sample_tasks(images, num_classes, num_shots, size, rng)
+            else:
+                drawn = [next(tasks) for _ in range(size)]
+                batch = tuple(np.stack([np.asarray(t[i]) for t in drawn]) for i in (0, 1))
+            batch_images, batch_labels = (torch.as_tensor(a).to(device) for a in batch)
             preds = model(batch_images, batch_labels)
             accuracies.append(query_accuracy(preds, batch_labels).cpu())
             losses.append(model.loss_function(preds, batch_labels).item() * size)
@@ -173,20 +242,20 @@ def evaluate(
 def training_batches(
     config: TrainConfig, submission: Submission, train_images: np.ndarray
 ) -> Iterable[tuple[Tensor, Tensor]]:
-    """Meta-train batches from the kit's batched sampler or the submission's DataGenerator."""
-    sampler = config.sampler
-    if sampler == "auto":
-        sampler = "batched" if submission.folder.name == "solutions" else "generator"
-    if sampler == "batched":
+    """Meta-train batches from the submission's DataGenerator or the kit's batched sampler."""
+    if config.sampler == "batched":
+        batched_sampler()  # the clear error where the kit has no batched sampler
+        from kit.episodes import TaskBatches
+
         return TaskBatches(
             train_images, config.num_classes, config.num_shots, config.batch_size, config.seed
         )
-    if sampler == "generator":
+    if config.sampler == "generator":
         generator = submission.load_data.DataGenerator(
             train_images, config.num_classes, config.num_shots, seed=config.seed
         )
         return task_loader(generator, config.batch_size, config.seed, config.num_workers)
-    raise ValueError(f"unknown sampler {sampler!r}: use batched, generator or auto")
+    raise ValueError(f"unknown sampler {config.sampler!r}: use {' or '.join(SAMPLERS)}")
 
 
 def train(
@@ -194,13 +263,19 @@ def train(
     splits: dict | None = None,
     progress: bool = True,
     on_eval: Callable[[dict], None] | None = None,
+    on_step: Callable[[int, float], bool | None] | None = None,
 ) -> RunResult:
     """Train a MANN as `config` says; evaluate on meta-val every `eval_every` steps and on
     meta-test at the end.
 
+    The model is trained with the kit's recipe (`kit.step`: LSTM initialisation, Adam with
+    warmup and schedule, gradient clipping); a NaN or infinite loss raises `Diverged`.
+
     Args:
         splits: the output of `data.load_splits(config.split)`; loaded when not given.
         on_eval: called with each history row (notebooks use it to draw live curves).
+        on_step: called with (step, training loss) after every step; returning True stops
+            the training there (it is then evaluated on meta-val and meta-test as usual).
     """
     device = resolve_device(config.device)
     if splits is None:
@@ -211,9 +286,16 @@ def train(
     torch.manual_seed(config.seed)
     model = submission.models.MANN(config.num_classes, config.num_shots, config.hidden_dim)
     model = model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    recipe = config.recipe()
+    optimizer, scheduler = prepare(model, recipe, config.steps)
     result = RunResult(config, model)
-    eval_args = {"num_classes": config.num_classes, "num_shots": config.num_shots, "device": device}
+    data_generator = submission.load_data.DataGenerator if config.sampler == "generator" else None
+    eval_args = {
+        "num_classes": config.num_classes,
+        "num_shots": config.num_shots,
+        "device": device,
+        "data_generator": data_generator,
+    }
 
     batches = iter(training_batches(config, submission, splits["train"].images))
     bar = tqdm(
@@ -227,8 +309,11 @@ def train(
     started = time.perf_counter()
     for step in bar:
         images, labels = (tensor.to(device, non_blocking=True) for tensor in next(batches))
-        window.append(train_step(model, optimizer, images, labels))
-        if step % config.eval_every == 0 or step == config.steps:
+        window.append(
+            train_step(model, optimizer, images, labels, scheduler, recipe.clip_norm, step)
+        )
+        stop = bool(on_step(step, window[-1][0])) if on_step is not None else False
+        if step % config.eval_every == 0 or step == config.steps or stop:
             result.train_seconds += time.perf_counter() - started
             val = evaluate(model, splits["val"].images, num_tasks=config.val_tasks, **eval_args)
             train_loss, train_accuracy = np.mean(window, axis=0)
@@ -247,6 +332,8 @@ def train(
             if on_eval is not None:
                 on_eval(row)
             started = time.perf_counter()
+        if stop:
+            break
     bar.close()
     result.test = evaluate(model, splits["test"].images, num_tasks=config.test_tasks, **eval_args)
     return result
@@ -289,133 +376,43 @@ def machine_description() -> str:
     return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
+POSITIVE = ("num_shots", "num_classes", "batch_size", "steps", "eval_every", "val_tasks",
+            "test_tasks")  # fmt: skip
+
+
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
-    defaults = TrainConfig()
+    """The run's `TrainConfig` (one flag per field, generated) and whether to show progress."""
     parser = argparse.ArgumentParser(
         prog="python -m kit.train",
         description="Train a MANN on N-way K-shot Omniglot tasks and evaluate it on meta-test.",
     )
-    add = parser.add_argument
-    add(
-        "-K",
-        "--num-shots",
-        type=int,
-        default=defaults.num_shots,
-        help=f"K, labelled examples per class (default: {defaults.num_shots})",
-    )
-    add(
-        "-N",
-        "--num-classes",
-        type=int,
-        default=defaults.num_classes,
-        help=f"N, classes per task (default: {defaults.num_classes})",
-    )
-    add(
-        "--hidden-dim",
-        type=int,
-        default=defaults.hidden_dim,
-        help=f"units of the first LSTM (default: {defaults.hidden_dim})",
-    )
-    add(
-        "--batch-size",
-        type=int,
-        default=defaults.batch_size,
-        help=f"tasks per training step (default: {defaults.batch_size})",
-    )
-    add(
-        "--learning-rate",
-        type=float,
-        default=defaults.learning_rate,
-        help=f"Adam learning rate (default: {defaults.learning_rate})",
-    )
-    add(
-        "--steps",
-        type=int,
-        default=None,
-        help="training steps (default: 3000, 6000, 10000 and 16000 for (K, N) = (1, 2), "
-        "(2, 2), (1, 3) and (1, 4); 4000 * N otherwise)",
-    )
-    add(
-        "--eval-every",
-        type=int,
-        default=defaults.eval_every,
-        help=f"steps between meta-val evaluations (default: {defaults.eval_every})",
-    )
-    add(
-        "--val-tasks",
-        type=int,
-        default=defaults.val_tasks,
-        help=f"meta-val tasks per evaluation (default: {defaults.val_tasks})",
-    )
-    add(
-        "--test-tasks",
-        type=int,
-        default=defaults.test_tasks,
-        help=f"meta-test tasks of the final evaluation (default: {defaults.test_tasks})",
-    )
-    add(
-        "--seed",
-        type=int,
-        default=defaults.seed,
-        help=f"seed of the weights and the training tasks (default: {defaults.seed})",
-    )
-    add(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default=defaults.device,
-        help=f"where to train; auto takes CUDA when present (default: {defaults.device})",
-    )
-    add(
-        "--code",
-        default=defaults.code,
-        help="folder holding load_data.py and models.py: solutions, assignment or your own "
-        f"(default: {defaults.code})",
-    )
-    add(
-        "--sampler",
-        choices=("auto", "batched", "generator"),
-        default=defaults.sampler,
-        help="training tasks from the kit's batched sampler or from the code's DataGenerator; "
-        f"auto uses batched for solutions/ only (default: {defaults.sampler})",
-    )
-    add(
-        "--num-workers",
-        type=int,
-        default=defaults.num_workers,
-        help=f"DataLoader workers for --sampler generator (default: {defaults.num_workers})",
-    )
-    add(
-        "--split",
-        choices=("default", "alphabet"),
-        default=defaults.split,
-        help=f"character split (default: {defaults.split})",
-    )
-    add(
-        "--out",
-        default=defaults.out,
-        help=f"run folder; {{num_shots}} and {{num_classes}} are filled in (default: {defaults.out})",
-    )
-    add(
+    defaults = TrainConfig(steps=0)  # steps: the help text gives the per-(K, N) defaults
+    for spec in dataclasses.fields(TrainConfig):
+        flag = "--" + spec.name.replace("_", "-")
+        names = [spec.metadata["flag"], flag] if spec.metadata["flag"] else [flag]
+        default = getattr(defaults, spec.name) if spec.name != "steps" else None
+        kind = {"int": int, "float": float, "str": str}[str(spec.type).split(" ")[0]]
+        text = spec.metadata["help"]
+        if spec.name != "steps":
+            text += f" (default: {str(default).replace('%', '%%')})"
+        parser.add_argument(
+            *names, type=kind, default=default, choices=spec.metadata["choices"], help=text
+        )
+    parser.add_argument(
         "--dry-run",
         action="store_true",
         help="a few steps and tasks, to check that everything runs (default: off)",
     )
-    add("--no-progress", action="store_true", help="no progress bars (default: off)")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (default: off)"
+    )
     args = parser.parse_args(argv)
     config = TrainConfig(
         **{k: v for k, v in vars(args).items() if k not in ("dry_run", "no_progress")}
     )
     if args.dry_run:
         config.steps, config.eval_every, config.val_tasks, config.test_tasks = 20, 10, 50, 50
-    for name in (
-        "num_shots",
-        "num_classes",
-        "batch_size",
-        "steps",
-        "eval_every",
-        "val_tasks",
-        "test_tasks",
-    ):
+    for name in POSITIVE:
         if getattr(config, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if config.num_classes < 2:
@@ -437,10 +434,10 @@ def unimplemented_message(error: NotImplementedError) -> str:
     else:
         innermost = traceback.extract_tb(error.__traceback__)[-1]
         filename, function = innermost.filename, innermost.name
-    return (
-        f"{function}() in {filename} is not implemented yet (NotImplementedError): follow the "
-        "numbered steps in its docstring, or pass --code solutions to train the reference"
-    )
+    hint = "follow the numbered steps in its docstring"
+    if (REPO_ROOT / "solutions" / "models.py").is_file():
+        hint += ", or pass --code solutions to train the reference"
+    return f"{function}() in {filename} is not implemented yet (NotImplementedError): {hint}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -457,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except NotImplementedError as error:
         print(f"error: {unimplemented_message(error)}", file=sys.stderr)
+        return 1
+    except Diverged as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
     run_dir = config.run_dir()
     save_run(result, run_dir)

@@ -2,7 +2,10 @@
 
 Letters: K shots, N classes. Two samplers feed the training: the grader's own tasks
 (`kit.episodes.sample_tasks`) and the submission's DataGenerator; evaluation is always on
-meta-test tasks that the grader makes, with the query labels hidden (`autograder.evaluation`).
+meta-val and meta-test tasks that the grader makes, with the query labels hidden
+(`autograder.evaluation`). A training stops early once meta-val clears the threshold with a
+margin, or once it is still at chance after the check's `give_up` steps; a NaN or infinite loss
+is its own outcome, "diverged", with its own feedback.
 
 The trainings of all selected checks start together, `--jobs` at a time, each in its own child
 process (one CPU thread each); every check then waits for its own and judges it.
@@ -23,7 +26,7 @@ from autograder.checks.hidden.thresholds import (
     EVAL_TASKS,
     AccuracyCheck,
 )
-from autograder.evaluation import save_train_images, train_and_evaluate
+from autograder.evaluation import Outcome, save_train_images, train_and_evaluate
 from autograder.feedback import BUGS, fail
 from autograder.plugin import Grading, keep_output
 from autograder.runner import ChildSession
@@ -37,14 +40,19 @@ def train_images_file(splits, tmp_path_factory) -> Path:
     return save_train_images(splits["train"].images, tmp_path_factory.mktemp("grader-data"))
 
 
+DIVERGED = (
+    "training diverged: the loss became NaN or infinite, so the model could not be scored; "
+    "compute the loss with F.cross_entropy on the logits (no log of a softmax, no division), "
+    "keep images and labels float32 and finite, and return the logits unscaled"
+)
+
+
 def attempts(
     grading: Grading, check: AccuracyCheck, sampler: str, splits, train_file: Path, tries: int
-) -> tuple[list[float], str]:
-    """Meta-test accuracy of up to `tries` fresh trainings, stopping at the first that passes.
-
-    Returns the accuracies and the excerpt of what the submission printed.
-    """
-    accuracies: list[float] = []
+) -> tuple[list[Outcome], str]:
+    """Up to `tries` fresh trainings (seeds seed, seed+1, ...), stopping at the first whose
+    meta-test accuracy passes; returns their outcomes and what the submission printed."""
+    outcomes: list[Outcome] = []
     child = ChildSession(
         grading.submission,
         device=grading.device,
@@ -53,15 +61,22 @@ def attempts(
     )
     with child:
         for attempt in range(tries):
-            seed = grading.seed + attempt
-            accuracies.append(
-                train_and_evaluate(
-                    child, check.budget, splits, train_file, sampler, seed, EVAL_TASKS, EVAL_SEED
-                )
+            outcome = train_and_evaluate(
+                child,
+                check.budget,
+                splits,
+                train_file,
+                sampler,
+                grading.seed + attempt,
+                EVAL_TASKS,
+                EVAL_SEED,
+                stop_at=check.stop_at,
+                give_up=check.give_up,
             )
-            if accuracies[-1] >= check.threshold:
+            outcomes.append(outcome)
+            if outcome.accuracy is not None and outcome.accuracy >= check.threshold:
                 break
-    return accuracies, "\n".join(child.outputs)
+    return outcomes, "\n".join(child.outputs)
 
 
 def check_id(check: AccuracyCheck) -> str:
@@ -101,17 +116,27 @@ def test_the_trained_mann_reaches_the_accuracy_threshold(
     trainings, check: AccuracyCheck, sampler, record_property
 ):
     """Trained by the grader for a fixed budget, does the MANN beat the meta-test threshold?"""
-    accuracies, _ = trainings[(check_id(check), sampler)].result()
-    best, N = max(accuracies), check.budget.num_classes
-    runs = ", ".join(f"{100 * a:.1f}%" for a in accuracies)
+    outcomes, _ = trainings[(check_id(check), sampler)].result()
+    N, budget = check.budget.num_classes, check.budget
+    scored = [o.accuracy for o in outcomes if o.accuracy is not None]
+    best = max(scored, default=None)
+    runs = ", ".join(
+        f"{o.stopped} after {o.steps} steps"
+        + (f": {100 * o.accuracy:.1f}%" if o.accuracy is not None else "")
+        for o in outcomes
+    )
     observed = (
-        f"{100 * best:.1f}% on {EVAL_TASKS} meta-test tasks after {check.budget.steps} steps of "
-        f"{check.budget.batch_size} tasks from {SAMPLERS[sampler]} (fresh models: {runs}), "
-        f"threshold {100 * check.threshold:.0f}%, chance {100 / N:.0f}%"
+        f"{100 * best:.1f}% on {EVAL_TASKS} meta-test tasks" if best is not None else "no score"
+    ) + (
+        f" after at most {budget.steps} steps of {budget.batch_size} tasks from "
+        f"{SAMPLERS[sampler]} (fresh models: {runs}), threshold {100 * check.threshold:.0f}%, "
+        f"chance {100 / N:.0f}%"
     )
     record_property("output", f"accuracy {observed}")
-    if best >= check.threshold:
+    if best is not None and best >= check.threshold:
         return
+    if best is None:
+        fail(DIVERGED, f"{outcomes[-1].diverged}; {observed}")
     if best < 1 / N + CHANCE_MARGIN:
         fail(BUGS["accuracy_chance"], observed)
     fail(BUGS["accuracy_low"] if sampler == "grader" else BUGS["student_sampler"], observed)
