@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import pytest
 
 from autograder import cgroup, options, runner, sandbox
 from autograder.runner import ChildError, ChildSession
+from kit.step import Recipe
 
 from .conftest import omniglot_source
 
@@ -126,7 +128,8 @@ def test_a_training_far_slower_than_its_allowance_is_stopped_after_its_first_ste
             K=1,
             hidden=16,
             seed=0,
-            lr=1e-3,
+            recipe=asdict(Recipe()),
+            total_steps=steps,
             steps=steps,
             batch_size=batch,
             sampler="grader",
