@@ -100,6 +100,8 @@ class Outcomes:
         if record is None:
             return report
         record.seconds += call.duration
+        if call.when == "teardown" and runner.STATE.past_deadline():
+            return report  # fixtures torn down with their work stopped: not the check's fault
         if call.excinfo is None:
             if call.when == "call" and record.status == "not run":
                 record.status = "passed"

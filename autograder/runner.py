@@ -349,6 +349,9 @@ class ChildSession:
                 except (OSError, ValueError) as error:
                     self.stop()
                     raise ChildError(f"the reply to {what} could not be read ({error})") from None
+            if STATE.past_deadline():  # before the exit check: the deadline kills children
+                self.stop()
+                raise DeadlineReached(STATE.deadline_message())
             if self.process.poll() is not None:
                 code = self.process.returncode
                 cap = self.process.cap
@@ -375,9 +378,6 @@ class ChildSession:
                     f"the process running {what} {how} (sys.exit, os._exit or a crash in your "
                     f"code?){detail}"
                 )
-            if STATE.past_deadline():
-                self.stop()
-                raise DeadlineReached(STATE.deadline_message())
             slow = op == "train" and self._too_slow(
                 path.parent,
                 request_id,
