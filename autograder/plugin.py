@@ -100,6 +100,8 @@ class Outcomes:
         if record is None:
             return report
         record.seconds += call.duration
+        if call.when == "teardown" and runner.STATE.past_deadline():
+            return report  # fixtures torn down with their work stopped: not the check's fault
         if call.excinfo is None:
             if call.when == "call" and record.status == "not run":
                 record.status = "passed"
@@ -199,7 +201,7 @@ def auto_jobs(device: str) -> int:
     return max(1, min(cpus, by_memory, 4))
 
 
-TRAINING_BYTES = 300 << 20  # a training child's peak: 275 MB measured in its memory cgroup
+TRAINING_BYTES = 420 << 20  # a training child: 275 MB measured; K=2 predictions need more
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,10 @@ OUTPUT_HEAD, OUTPUT_TAIL = 2000, 2000  # characters of the child's output kept f
 OP_MODULES = {"sample": ("load_data",), "batch": ("load_data",), "forward": ("models",)}
 OP_MODULES |= {"loss": ("models",), "train": ("models",), "predict": ("models",)}
 STARTUP_SECONDS = 60.0  # a training's allowance before its first step (imports, data)
+# A training is stopped early once it is this many times behind its per-step allowance: far
+# slower code is caught after a few dozen steps, while a busy machine that slows a correct one
+# a little past the allowance is left to the whole-training timeout, as before.
+BEHIND_FACTOR = 2.0
 
 
 class ChildError(Exception):
@@ -312,8 +316,8 @@ class ChildSession:
         return markers[-1].name.removeprefix("importing-") if markers else None
 
     def _too_slow(self, io: Path, request_id: str, params: dict, elapsed: float) -> str | None:
-        """For a training (`steps` in its parameters): why it is behind its schedule, if it is:
-        `STARTUP_SECONDS`, then `per_step` seconds a step (by default what the call's timeout
+        """For a training (`steps` in its parameters): why it is `BEHIND_FACTOR` times behind its
+        schedule, if it is: `STARTUP_SECONDS`, then `per_step` seconds a step (by default what the call's timeout
         allows beyond the startup, so this stops early a training that its timeout would stop
         late). `child.py` writes the steps done to `progress-<id>`."""
         per_step = params.get("per_step")
@@ -325,13 +329,14 @@ class ChildSession:
             done = int((io / f"progress-{request_id}").read_text() or 0)
         except (OSError, ValueError):
             done = 0
-        allowed = (STARTUP_SECONDS + per_step * (done + 1)) * self.timeout_scale
+        allowed = (STARTUP_SECONDS + BEHIND_FACTOR * per_step * (done + 1)) * self.timeout_scale
         if elapsed <= allowed:
             return None
         return (
-            f"it had run {done} training steps in {elapsed:.0f} s, over the allowance of "
-            f"{STARTUP_SECONDS:.0f} s plus {per_step * self.timeout_scale:g} s per step (the "
-            "reference takes a small fraction of that): look for work far slower than the "
+            f"it had run {done} training steps in {elapsed:.0f} s, {BEHIND_FACTOR:g} times over "
+            f"the allowance of {STARTUP_SECONDS * self.timeout_scale:.0f} s plus "
+            f"{per_step * self.timeout_scale:g} s per step (the reference takes a small fraction "
+            "of that): look for work far slower than the "
             "reference's in forward or loss_function (a Python loop over tasks or pixels, "
             "a model far larger than the spec's)"
         )
@@ -349,6 +354,9 @@ class ChildSession:
                 except (OSError, ValueError) as error:
                     self.stop()
                     raise ChildError(f"the reply to {what} could not be read ({error})") from None
+            if STATE.past_deadline():  # before the exit check: the deadline kills children
+                self.stop()
+                raise DeadlineReached(STATE.deadline_message())
             if self.process.poll() is not None:
                 code = self.process.returncode
                 cap = self.process.cap
@@ -375,9 +383,6 @@ class ChildSession:
                     f"the process running {what} {how} (sys.exit, os._exit or a crash in your "
                     f"code?){detail}"
                 )
-            if STATE.past_deadline():
-                self.stop()
-                raise DeadlineReached(STATE.deadline_message())
             slow = op == "train" and self._too_slow(
                 path.parent,
                 request_id,

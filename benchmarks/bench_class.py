@@ -11,7 +11,9 @@ two are byte-identical. `--grade N` grades the first N of them (all by default) 
 `--grade-args`.
 
 Reported per run: submissions graded, wall seconds, CPU seconds of the whole run (every
-grading and child process, from `getrusage` of the finished run), CPU seconds per submission,
+grading and child process: the run is in a cgroup that only counts, since the sandboxed
+children are reaped inside their PID namespace, out of `getrusage`'s reach), CPU seconds per
+submission, the run's peak memory,
 throughput (submissions per hour), the load average before and after (the machine may be
 shared: load stretches the wall time, not the CPU time), and the time projected for
 `--project` submissions (default 300) on `--cores` cores (default 16): CPU seconds per
@@ -24,7 +26,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import resource
 import shlex
 import shutil
 import subprocess
@@ -33,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.bench_container import Box
 from benchmarks.report import add_rows_option, append_rows, print_table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,21 +65,19 @@ def make_class(folder: Path, students: int) -> list[tuple[str, str]]:
     return made
 
 
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def grade_class(klass: Path, jobs: int, grade_args: list[str], work: Path) -> dict:
     """One `grade-all` over `klass`; its measurements."""
     out = work / f"gradebook-jobs{jobs}.csv"
     command = [sys.executable, "-m", "autograder", "grade-all", str(klass), "--out", str(out)]
     command += ["--jobs", str(jobs), "--device", "cpu", *grade_args]
-    load_before, cpu_before = os.getloadavg()[0], children_cpu_seconds()
+    load_before = os.getloadavg()[0]
+    box = Box(None, None)  # no limits: it only adds up the CPU time of everything in it
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, check=False)
-    wall = time.perf_counter() - started
-    cpu = children_cpu_seconds() - cpu_before
+    try:
+        done = subprocess.run(command, cwd=REPO, preexec_fn=box.join, check=False)
+        wall, cpu, peak = time.perf_counter() - started, box.cpu_seconds(), box.peak_bytes()
+    finally:
+        box.remove()
     if done.returncode != 0:
         raise SystemExit(f"grade-all failed with exit code {done.returncode}")
     with open(out) as file:
@@ -90,6 +90,7 @@ def grade_class(klass: Path, jobs: int, grade_args: list[str], work: Path) -> di
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
         "cpu_s_per_submission": round(cpu / graded, 1),
+        "peak_mb": round(peak / (1 << 20)) if peak else None,
         "submissions_per_hour": round(3600 * graded / wall, 1),
         "load_before": round(load_before, 2),
         "load_after": round(os.getloadavg()[0], 2),

@@ -66,7 +66,8 @@ def parse_size(text: str) -> int:
 class Box:
     """A memory + CPU cgroup (v1: a folder in each hierarchy; v2: one folder)."""
 
-    def __init__(self, memory: int, cpus: float) -> None:
+    def __init__(self, memory: int | None, cpus: float | None) -> None:
+        """Limits of `memory` bytes and `cpus` CPUs; None: no limit (only accounting)."""
         name = f"bench-container-{os.getpid()}-{time.monotonic_ns()}"
         v2 = (cgroup.CGROUP_FS / "cgroup.controllers").is_file()
         if v2:
@@ -84,20 +85,24 @@ class Box:
                 self.folders.append(accounting / name)
         for folder in self.folders:
             folder.mkdir()
-        quota = int(cpus * PERIOD_US)
+        quota = int(cpus * PERIOD_US) if cpus else None
         if v2:
             folder = self.folders[0]
-            (folder / "memory.max").write_text(str(memory))
-            _try_write(folder / "memory.swap.max", "0")
-            (folder / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+            if memory:
+                (folder / "memory.max").write_text(str(memory))
+                _try_write(folder / "memory.swap.max", "0")
+            if quota:
+                (folder / "cpu.max").write_text(f"{quota} {PERIOD_US}")
             self.memory_folder = self.cpu_folder = self.accounting_folder = folder
         else:
             self.memory_folder, self.cpu_folder = self.folders[:2]
             self.accounting_folder = self.folders[-1]
-            (self.memory_folder / "memory.limit_in_bytes").write_text(str(memory))
-            _try_write(self.memory_folder / "memory.memsw.limit_in_bytes", str(memory))
-            (self.cpu_folder / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-            (self.cpu_folder / "cpu.cfs_quota_us").write_text(str(quota))
+            if memory:
+                (self.memory_folder / "memory.limit_in_bytes").write_text(str(memory))
+                _try_write(self.memory_folder / "memory.memsw.limit_in_bytes", str(memory))
+            if quota:
+                (self.cpu_folder / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+                (self.cpu_folder / "cpu.cfs_quota_us").write_text(str(quota))
         self.v2 = v2
 
     def join(self) -> None:

@@ -150,7 +150,9 @@ def test_the_deadline_stops_a_slow_training_and_keeps_what_was_graded(tmp_path):
         "--device",
         "cpu",
         "--only",
-        "same_seed or accuracy and K1 and graders",
+        "same_seed or accuracy",  # trainings one at a time: some still queued at the deadline
+        "--jobs",
+        "1",
         "--accuracy-attempts",
         "1",
         "--deadline",
@@ -158,11 +160,15 @@ def test_the_deadline_stops_a_slow_training_and_keeps_what_was_graded(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     results = json.loads(out.read_text())
-    verdicts = {t["name"].split(" [")[0]: (t["status"], t["output"]) for t in results["tests"]}
-    assert verdicts["the same seed gives the same tasks"][0] == "passed"
-    status, message = verdicts["the trained mann reaches the accuracy threshold"]
-    assert status == "failed"
-    assert message == "not graded: the grading deadline of 45 s was reached"
+    verdicts = [(t["name"].split(" [")[0], t["status"], t["output"]) for t in results["tests"]]
+    assert ("the same seed gives the same tasks", "passed", "") in verdicts
+    stopped = [v for v in verdicts if v[0] == "the trained mann reaches the accuracy threshold"]
+    assert len(stopped) >= 2
+    for _, status, message in stopped:
+        assert (status, message) == (
+            "failed",
+            "not graded: the grading deadline of 45 s was reached",
+        )
     assert results["score"] == 2
     assert "deadline 45 s" in results["output"]
 

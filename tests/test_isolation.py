@@ -423,7 +423,7 @@ HOSTILE: dict[str, tuple[Path, dict[str, str], dict[str, str], dict[str, str]]] 
 EXPECTED_HOSTILE = {
     "loop_at_import": 4,  # loses the sampling check (a 15 s timeout), keeps the model's two
     "loop_in_forward": 4,
-    "memory_bomb": 4,  # MemoryError under the address-space limit
+    "memory_bomb": 4,  # killed in its memory cgroup, or MemoryError under the address-space limit
     "huge_file": 4,  # "File too large" under the file-size limit
     "segfault": 4,
     "sys_exit_at_import": 2,  # models.py does not import: both model checks lost
