@@ -42,6 +42,9 @@ TEST_TASKS = 1000
 ESCAPE_MARGIN = 0.10  # meta-val accuracy at least 1/N + this has left chance
 TARGETS = {(1, 2): 0.90, (2, 2): 0.90, (1, 3): 0.80, (1, 4): 0.60}  # the homework's
 SETTINGS = {"K1N2": (1, 2), "K2N2": (2, 2), "K1N3": (1, 3), "K1N4": (1, 4)}
+# Meta-val levels whose first step the summary reports: the grader's give-up line (chance + 5
+# points on 2-way tasks) and its stop line (threshold 85% + 3 points).
+GRADER_LEVELS = (0.55, 0.88)
 
 # One remedy at a time, then all together. "pytorch" is the trainer before the study.
 RECIPES: dict[str, Recipe] = {
@@ -157,8 +160,30 @@ def summarise(runs: list[dict]) -> dict:
             "seconds_to_target_median_loaded": _median(times),
             "train_seconds_median_loaded": _median([r["train_seconds"] for r in group]),
             "load_median": _median([r["load_before"] for r in group]),
-        }
+            # Test minus meta-val at the end of each run (500 val, 1000 test tasks): the gap
+            # between the two splits, for the grader's stop rule.
+            "test_minus_val_mean": round(float(np.mean(gaps := [
+                r["test_accuracy"] - r["final_val_accuracy"] for r in group])), 4),
+            "test_minus_val_std": round(float(np.std(gaps, ddof=1)), 4) if len(gaps) > 1 else None,
+        }  # fmt: skip
+        for level in GRADER_LEVELS:
+            steps = [first_step(_history(r), level) for r in group]
+            summary[key][f"first_step_val_{level}"] = steps
+            summary[key][f"first_step_val_{level}_fit"] = normal_fit(steps)
     return summary
+
+
+def _history(run: dict) -> list[dict]:
+    return [{"step": step, "val_accuracy": acc} for step, acc in run["curve"]]
+
+
+def normal_fit(steps: list[int | None]) -> dict | None:
+    """Mean and standard deviation of the steps (None if any run never got there), and the
+    step beyond which a normal fit puts at most 1 run in 1,000 (mean + 3.09 sd)."""
+    if not steps or any(s is None for s in steps) or len(steps) < 2:
+        return None
+    mean, std = float(np.mean(steps)), float(np.std(steps, ddof=1))
+    return {"mean": round(mean, 1), "std": round(std, 1), "p999": round(mean + 3.09 * std, 1)}
 
 
 def _median(values: list) -> float | None:

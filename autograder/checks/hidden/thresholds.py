@@ -42,6 +42,6 @@ class AccuracyCheck:
 
 
 CHECKS = [
-    AccuracyCheck(Budget(num_shots=1, num_classes=2, steps=1600), THRESHOLD, give_up=800),
-    AccuracyCheck(Budget(num_shots=2, num_classes=2, steps=1100), THRESHOLD, give_up=800),
+    AccuracyCheck(Budget(num_shots=1, num_classes=2, steps=3000), THRESHOLD, give_up=600),
+    AccuracyCheck(Budget(num_shots=2, num_classes=2, steps=2000), THRESHOLD, give_up=600),
 ]
