@@ -230,10 +230,14 @@ def gradescope_source(tmp_path_factory) -> Path:
 
 
 def run_autograder(
-    source: Path, root: Path, submission: dict[str, str], python: str = sys.executable
+    source: Path,
+    root: Path,
+    submission: dict[str, str],
+    python: str = sys.executable,
+    exit_code: int = 0,
 ) -> dict:
     """Lay out `root` like /autograder, upload `submission` (relative path -> text), run
-    `run_autograder` there and return its results.json."""
+    `run_autograder` there (it must exit with `exit_code`) and return its results.json."""
     shutil.copytree(source, root / "source")
     for relative, text in submission.items():
         (root / "submission" / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -251,7 +255,7 @@ def run_autograder(
         text=True,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == exit_code, done.stderr
     return json.loads((root / "results" / "results.json").read_text())
 
 
@@ -271,8 +275,11 @@ def test_the_gradescope_package_writes_results_for_a_broken_submission(gradescop
     assert_results_schema(results)
     assert results["score"] == 0
     assert all(t["status"] == "failed" for t in results["tests"])
-    # No usable Python at all: run_autograder still writes a results.json, score 0.
-    results = run_autograder(gradescope_source, tmp_path / "bare", broken, python="/nonexistent")
+    # No usable Python at all: run_autograder still writes a results.json, score 0, and says
+    # that it could not grade with its exit code (the shell's 127: command not found).
+    results = run_autograder(
+        gradescope_source, tmp_path / "bare", broken, python="/nonexistent", exit_code=127
+    )
     assert results["score"] == 0 and results["tests"] == []
     assert results["output"].startswith("NOT GRADED (grader error)")
 
