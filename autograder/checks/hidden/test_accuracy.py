@@ -115,7 +115,8 @@ TEST_NAME = "test_the_trained_mann_reaches_the_accuracy_threshold"
 def test_the_trained_mann_reaches_the_accuracy_threshold(
     trainings, check: AccuracyCheck, sampler, record_property
 ):
-    """Trained by the grader for a fixed budget, does the MANN beat the meta-test threshold?"""
+    """Trained by the grader (at most its budget, stopping once meta-val clears the threshold),
+    does the MANN beat the meta-test threshold?"""
     outcomes, _ = trainings[(check_id(check), sampler)].result()
     N, budget = check.budget.num_classes, check.budget
     scored = [o.accuracy for o in outcomes if o.accuracy is not None]
