@@ -242,9 +242,10 @@ def markdown_table(summary: dict) -> str:
         K, N = SETTINGS[setting]
         n = len(row["seeds"])
         never = n - row["escaped"]
-        escape = f"{row['escape_step_median']:.0f} ({row['escape_step_max']})" + (
-            f", {never} never" if never else ""
-        )
+        escape = "never" if not row["escaped"] else (
+            f"{row['escape_step_median']:.0f} ({row['escape_step_max']})"
+            + (f", {never} never" if never else "")
+        )  # fmt: skip
         target_step = row["val_target_step_median"]
         lines.append(
             f"| ({K}, {N}) | {recipe} | {int(steps):,} | {n} | {100 * row['target']:.0f}% | "
