@@ -4,11 +4,11 @@
     python -m autograder.calibrate --steps 1000 2000 --learning-rates 1e-3 3e-3 --workers 8
 
 Runs exactly what an accuracy check runs (`autograder.evaluation.train_and_evaluate`: training
-in a child process in segments, meta-val between segments and meta-test at the end in this
+in a child process in segments, a stop check between segments and meta-test at the end in this
 one, stopping where the check stops) for every combination of seed, (K, N), sampler, step
 count and learning rate, plus an untrained model (0 steps) per (K, N) as the chance baseline,
 and prints one line per run and the minimum per setting. `--no-stop` trains every step of the
-budget (the meta-val curve is still recorded). Thresholds go in
+budget (the stop-check curve is still recorded). Thresholds go in
 `autograder/checks/hidden/thresholds.py`, with the false-failure computation.
 """
 

@@ -269,7 +269,7 @@ class Harness:
         """Predictions `[T, K+1, N, N]` of the trained MANN, in eval mode and without grad.
 
         With `keep`, the tasks sent are kept under that name; a later call with the same `keep`
-        and no arrays predicts on them again (the grader's meta-val tasks, between segments).
+        and no arrays predicts on them again (the grader's stop-check tasks, between segments).
         """
         import torch
 

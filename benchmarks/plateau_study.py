@@ -227,9 +227,40 @@ def plot(runs: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def markdown_table(summary: dict) -> str:
+    """The README's results table: one row per setting, recipe and step budget."""
+    lines = [
+        (
+            "| (K, N) | recipe | steps | seeds | target | seeds >= target (meta-test) | "
+            "meta-test min / median / max | escape step median (max) | meta-val first >= "
+            "target, median |"
+        ),
+        "| --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: |",
+    ]
+    for key, row in summary.items():
+        setting, recipe, steps = key.split(":")
+        K, N = SETTINGS[setting]
+        n = len(row["seeds"])
+        never = n - row["escaped"]
+        escape = "never" if not row["escaped"] else (
+            f"{row['escape_step_median']:.0f} ({row['escape_step_max']})"
+            + (f", {never} never" if never else "")
+        )  # fmt: skip
+        target_step = row["val_target_step_median"]
+        lines.append(
+            f"| ({K}, {N}) | {recipe} | {int(steps):,} | {n} | {100 * row['target']:.0f}% | "
+            f"{row['test_reaches_target']} of {n} | {100 * row['test_accuracy_min']:.1f} / "
+            f"{100 * row['test_accuracy_median']:.1f} / {100 * row['test_accuracy_max']:.1f} | "
+            f"{escape} | {f'{target_step:,.0f}' if target_step else 'never'} |"
+        )
+    return "\n".join(lines)
+
+
 def write_outputs(runs: list[dict], folder: Path) -> None:
-    (folder / "summary.json").write_text(json.dumps(summarise(runs), indent=2) + "\n")
+    summary = summarise(runs)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot(runs, folder / "escape_ecdf.png")
+    print(markdown_table(summary))
 
 
 def main(argv: list[str] | None = None) -> int:

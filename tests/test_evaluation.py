@@ -80,7 +80,7 @@ def test_a_learning_model_stops_as_soon_as_meta_val_reaches_the_target(
     assert [step for step, _ in outcome.val] == [100, 200, 300, 400]
     assert [acc for _, acc in outcome.val] == pytest.approx([0.6, 0.7, 0.8, 0.9])
     assert outcome.accuracy == pytest.approx(0.9)  # meta-test, measured at the stop
-    assert scripted[0] == (True, "val", 100) and scripted[1] == (False, "val", 100)
+    assert scripted[0] == (True, "stop", 100) and scripted[1] == (False, "stop", 100)
     assert scripted[-1] == (True, None, 200), "then the meta-test tasks"
 
 

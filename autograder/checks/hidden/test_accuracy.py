@@ -2,8 +2,8 @@
 
 Letters: K shots, N classes. Two samplers feed the training: the grader's own tasks
 (`kit.episodes.sample_tasks`) and the submission's DataGenerator; evaluation is always on
-meta-val and meta-test tasks that the grader makes, with the query labels hidden
-(`autograder.evaluation`). A training stops early once meta-val clears the threshold with a
+meta-test tasks that the grader makes, with the query labels hidden (`autograder.evaluation`).
+A training stops early once a stop check on other meta-test tasks clears the threshold with a
 margin, or once it is still at chance after the check's `give_up` steps; a NaN or infinite loss
 is its own outcome, "diverged", with its own feedback.
 
@@ -115,7 +115,8 @@ TEST_NAME = "test_the_trained_mann_reaches_the_accuracy_threshold"
 def test_the_trained_mann_reaches_the_accuracy_threshold(
     trainings, check: AccuracyCheck, sampler, record_property
 ):
-    """Trained by the grader for a fixed budget, does the MANN beat the meta-test threshold?"""
+    """Trained by the grader (at most its budget, stopping once it clears the threshold with a
+    margin), does the MANN beat the meta-test threshold?"""
     outcomes, _ = trainings[(check_id(check), sampler)].result()
     N, budget = check.budget.num_classes, check.budget
     scored = [o.accuracy for o in outcomes if o.accuracy is not None]

@@ -5,10 +5,11 @@ Calibrated from the plateau study (`benchmarks/plateau_study.py`, `results/plate
 computation are in CALIBRATION below and in the README section `grading`.
 
 A check trains ONE fresh model with the kit's recipe (`kit.step`), in segments of
-`Budget.segment` steps, measuring it on `VAL_TASKS` meta-val tasks after each; it stops as soon
-as meta-val reaches the threshold + STOP_MARGIN (a correct submission), or when meta-val is
-still at chance after `give_up` steps (a chance-level one), and is then scored on EVAL_TASKS
-meta-test tasks against the threshold.
+`Budget.segment` steps, measuring it on `VAL_TASKS` stop-check tasks (meta-test characters,
+drawn independently of the scored tasks) after each; it stops as soon as that accuracy reaches
+the threshold + STOP_MARGIN (a correct submission), or when it is still at chance after
+`give_up` steps (a chance-level one), and is then scored on EVAL_TASKS meta-test tasks against
+the threshold.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ __all__ = ["ATTEMPTS", "CHANCE_MARGIN", "CHECKS", "EVAL_SEED", "EVAL_TASKS", "VA
 # Per-task accuracy lies in [0, 1], so its variance is at most 1/4: with 3000 tasks the standard
 # error of the mean is at most 0.5 / sqrt(3000) = 0.91 points, whatever the model.
 EVAL_TASKS = 3000
-EVAL_SEED = 20260517  # the meta-test (and meta-val) tasks of every grading run
+EVAL_SEED = 20260517  # the meta-test tasks (scored and stop-check) of every grading run
 ATTEMPTS = 1  # fresh initialisations per check: the recipe leaves no seed on the plateau
-STOP_MARGIN = 0.03  # stop training once meta-val accuracy >= threshold + this
+STOP_MARGIN = 0.03  # stop training once the stop-check accuracy >= threshold + this
 THRESHOLD = 0.85
 
 CALIBRATION = """filled in from the study"""
