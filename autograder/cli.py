@@ -21,6 +21,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from autograder.feedback import feedback_lines
 from autograder.plugin import Outcomes, Record
 
 CHECKS = Path(__file__).resolve().parent / "checks"
@@ -149,8 +150,7 @@ def table(records: list[Record]) -> str:
     failed = [r for r in records if r.status != "passed"]
     if failed:
         lines += ["", "Feedback:"]
-        for r in failed:
-            lines.append(textwrap.fill(f"- {r.name}: {r.message}", 100, subsequent_indent="  "))
+        lines += feedback_lines(failed)
     return "\n".join(lines)
 
 
