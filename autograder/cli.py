@@ -21,7 +21,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from autograder.feedback import feedback_lines
+from autograder.feedback import HINTS_VARIABLE, feedback_lines
 from autograder.plugin import Outcomes, Record
 
 CHECKS = Path(__file__).resolve().parent / "checks"
@@ -178,6 +178,8 @@ def grade(args: argparse.Namespace) -> int:
         device = str(resolve_device(args.device))
     except ValueError as error:
         raise GradingError(str(error)) from None
+    if getattr(args, "hints", None):
+        os.environ[HINTS_VARIABLE] = args.hints  # read by autograder.feedback.BUGS
     outcomes = run_checks(args, device)
     results = results_json(outcomes, time.perf_counter() - started)
     records = [r for r in outcomes.records.values() if r.status != "not run"]
@@ -256,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="fresh models an accuracy check may train before it fails (default: the hidden "
         "setting, 3)",
+    )
+    g.add_argument(
+        "--hints",
+        choices=("steps", "outline"),
+        default=None,
+        help="how much of the fix the feedback shows, as the student files' hint level: steps "
+        "(code) or outline (words only) (default: $AUTOGRADER_HINTS, else steps)",
     )
     g.add_argument("--verbose", action="store_true", help="show pytest's own output (default: off)")
     batch.add_parser(commands)

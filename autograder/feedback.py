@@ -1,11 +1,14 @@
 """Feedback that teaches: one message per classic bug, naming the likely bug and its fix.
 
 Checks fail with `fail(BUGS[key], detail)`, so every message lives here, once, and the
-grader's own tests can look for it.
+grader's own tests can look for it. Two hint levels, as in the student files
+(`publish/hints.py`): `STEPS` names the fix in code, `OUTLINE` in words only; `grade --hints`
+chooses (through `$AUTOGRADER_HINTS`, so that the checks read it without an option object).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import textwrap
 
@@ -14,7 +17,7 @@ import pytest
 # "... raised NotImplementedError: ... (models.py, line 58, in forward)": an untouched stub.
 STUB = re.compile(r"raised NotImplementedError\b.*\((?P<file>[\w.]+), line \d+, in (?P<name>\w+)\)")
 
-BUGS = {
+STEPS = {  # --hints steps: the likely bug and its fix, code-level
     "sample_shape": (
         "_sample returns the wrong type, shape or dtype: return two float32 NumPy arrays, "
         "images [K+1, N, 784] and one-hot labels [K+1, N, N] (np.eye(N)[...], .astype(np.float32))"
@@ -189,6 +192,148 @@ BUGS = {
         "sampler may: check the episode checks (query shuffling, labels matching images)"
     ),
 }
+
+# --hints outline: the same diagnosis, the fix in words only (no code), for every message whose
+# steps-level text shows code.
+OUTLINE = {
+    "sample_shape": (
+        "_sample returns the wrong type, shape or dtype: return a tuple of two float32 NumPy "
+        "arrays, images [K+1, N, 784] and one-hot labels [K+1, N, N]"
+    ),
+    "sample_tensors": (
+        "_sample returns torch tensors: return NumPy arrays (the DataLoader turns them into "
+        "tensors itself)"
+    ),
+    "sample_dtype": (
+        "_sample returns arrays that are not float32 (NumPy's identity, zeros and ones give "
+        "float64 unless told otherwise): make both arrays float32"
+    ),
+    "column_mixes_characters": (
+        "class-major reshape or transposed indexing: a support column holds drawings of several "
+        "characters (typically a per-class list reshaped straight to [K+1, N]); images[k, n] "
+        "must be drawing k of class n: swap the two axes of a per-class stack, never reshape it"
+    ),
+    "classes_repeat": (
+        "the N classes of a task are not N distinct characters: NumPy's random choice draws WITH "
+        "replacement by default; draw the N characters without replacement"
+    ),
+    "support_query_overlap": (
+        "support/query overlap: a query image repeats one of its class's support drawings "
+        "(typically support and query drawn independently, or drawn with replacement); draw the "
+        "K+1 drawings of each class together without replacement and keep the last as the query"
+    ),
+    "drawings_repeat": (
+        "drawings repeat within a class: NumPy's random choice draws WITH replacement by "
+        "default; pick the K+1 drawings of a class without replacement"
+    ),
+    "query_labels_wrong": (
+        "query labels do not match query images: shuffle the query images and the query labels "
+        "with one and the same permutation"
+    ),
+    "labels_by_position": (
+        "query labels assigned by position after the query images were shuffled: permute the "
+        "query labels with the same order as the query images"
+    ),
+    "one_permutation_every_row": (
+        "one permutation applied to every row: each query image still sits under the support "
+        "column of its own class, so its position gives the answer away; keep the support rows "
+        "in class order and permute the query row only, images and labels together"
+    ),
+    "query_not_shuffled": (
+        "query not shuffled: the query row is in the same order as the support rows (or "
+        "shuffled non-uniformly); shuffle the query columns, images and labels with one fresh "
+        "permutation per task"
+    ),
+    "unreachable_character": (
+        "some characters are never sampled: draw the classes from all C characters of the "
+        "images passed in (an off-by-one range misses one)"
+    ),
+    "rng_not_self_rng": (
+        "RNG not taken from self.rng: the same seed does not give the same tasks; take every "
+        "random number from self.rng (not from NumPy's, Python's or torch's global generators)"
+    ),
+    "seed_ignored": (
+        "different seeds give the same tasks: build self.rng from the seed argument and draw "
+        "from it"
+    ),
+    "forward_shape": (
+        "output of the wrong shape: forward must return float logits [B, K+1, N, N] for every "
+        "example, support rows included; reshape the LSTM output back to [B, K+1, N, N]"
+    ),
+    "softmax_in_forward": (
+        "forward returns probabilities (every row is non-negative and sums to 1): return the "
+        "raw outputs of the last LSTM as logits; the cross-entropy normalises them itself"
+    ),
+    "device_mismatch": (
+        "forward creates a tensor on the CPU while its inputs are on another device (the GPU when "
+        "graded there): create every new tensor on the inputs' device, with their dtype"
+    ),
+    "label_leak": (
+        "query labels leaked into the model: its predictions change when the query labels "
+        "change; feed zeros in place of row K's labels, never the true ones"
+    ),
+    "inputs_modified": (
+        "input labels zeroed in place: forward changed the tensors it was given (directly or "
+        "through a view of them), which also zeroes the labels the loss sees; build new tensors "
+        "instead of writing into the inputs"
+    ),
+    "inputs_modified_restored": (
+        "input tensors modified in place and restored: forward wrote into a tensor it was given "
+        "and put the values back; never write into the inputs, build new tensors instead"
+    ),
+    "class_major": (
+        "class-major reshape: support predictions depend on the query row, so query examples "
+        "sit in the middle of the sequence; flatten the task row by row, query row last"
+    ),
+    "bidirectional": (
+        "the model reads the sequence backwards too (a bidirectional LSTM, or a layer that mixes "
+        "the whole sequence): even the first support prediction depends on the query row; use "
+        "one-directional LSTMs that read the support rows first, the query row last"
+    ),
+    "loss_3d": (
+        "cross-entropy on the 3-D query block without flattening: the cross-entropy reads "
+        "dimension 1 of a [B, N, N] input as the classes, so the softmax runs over the query "
+        "positions; flatten the query predictions to [B*N, N] and the targets to [B*N] first"
+    ),
+    "loss_target_axis": (
+        "the targets are the argmax over the wrong axis of the query labels (right by accident "
+        "when N = 2): the class of a query example is the argmax over its label's last axis"
+    ),
+    "loss_not_reduced": (
+        "the loss is not reduced to a scalar: it holds one value per query example; return "
+        "their mean"
+    ),
+    "loss_value": (
+        "the loss is not the cross-entropy of the query row: keep the query row of predictions "
+        "and labels, flatten to [B*N, N], take the class indices as targets, average"
+    ),
+    "loss_all_rows": (
+        "loss over all rows: support predictions change the loss; compute the cross-entropy of "
+        "the query row (row K) only"
+    ),
+    "loss_detached": (
+        "detached or NumPy loss: loss_function must return a torch scalar that carries gradient "
+        "back to preds; never leave autograd (no conversion to a number, NumPy or a new tensor)"
+    ),
+    "accuracy_chance": (
+        "accuracy at chance: the trained model predicts no better than guessing; check that both "
+        "LSTMs read along each task's sequence (batch first), that the support rows carry their "
+        "labels, and that the loss is the query row's cross-entropy"
+    ),
+}
+HINTS_VARIABLE = "AUTOGRADER_HINTS"  # steps (default) or outline, set by `grade --hints`
+
+
+class Messages(dict):
+    """`BUGS[key]`: the message of the hint level in `$AUTOGRADER_HINTS` (read at each use)."""
+
+    def __getitem__(self, key: str) -> str:
+        if os.environ.get(HINTS_VARIABLE, "steps") == "outline" and key in OUTLINE:
+            return OUTLINE[key]
+        return super().__getitem__(key)
+
+
+BUGS = Messages(STEPS)
 
 
 def not_judged(root: str) -> str:

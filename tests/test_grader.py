@@ -24,7 +24,7 @@ import pytest
 from autograder import runner
 from autograder.checks.hidden.thresholds import CHECKS
 from autograder.evaluation import meta_test_accuracy
-from autograder.feedback import BUGS, feedback_lines, not_judged
+from autograder.feedback import BUGS, OUTLINE, feedback_lines, not_judged
 from autograder.identity import SHUFFLE_FALSE_FAILURE, decode, identity_images
 from autograder.runner import ChildError, ChildSession
 from kit.release import PUBLIC_CHECK_FILES, PUBLIC_CHECKS, RELEASE, stale_files
@@ -250,15 +250,35 @@ def run_grader(folder: Path, args: tuple[str, ...], out: Path) -> Graded:
     return Graded(done.returncode, done.stdout, done.stderr, results)
 
 
+# The gradings each test reads (a corpus test: its parameter's), so that a -k selection
+# grades only what it needs.
+READS = {
+    "test_the_reference_solution_gets_full_marks": "solutions",
+    "test_the_untouched_stubs_score_zero_and_grading_completes": "assignment",
+    "test_a_submission_that_raises_at_import_loses_only_what_uses_that_file": "raises_at_import",
+    "test_a_flood_of_printing_costs_nothing_and_is_truncated": "prints_flood",
+    "test_a_hang_is_stopped_and_the_next_check_still_runs": "hangs_in_forward",
+    "test_a_process_exit_costs_only_the_check_that_caused_it": "exits_in_sample",
+}
+
+
 @pytest.fixture(scope="session")
-def gradings(splits, tmp_path_factory) -> dict[str, Graded]:
-    """Every grading of this module, two at a time (the machine has two cores); the reference's
-    full grading, the expensive one, starts first."""
+def gradings(request, splits, tmp_path_factory) -> dict[str, Graded]:
+    """Every grading the selected tests read, two at a time (the machine has two cores); the
+    reference's full grading, the expensive one, starts first."""
+    needed = set()
+    for item in request.session.items:
+        name = getattr(item, "originalname", item.name)
+        if name == "test_a_broken_submission_loses_exactly_the_checks_of_its_bug":
+            needed.add(item.callspec.params["name"])
+        elif name in READS:
+            needed.add(READS[name])
     folder = tmp_path_factory.mktemp("gradings")
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {
             name: pool.submit(run_grader, path, args, folder / f"{name}.json")
             for name, (path, args) in GRADINGS.items()
+            if name in needed
         }
         return {name: future.result() for name, future in futures.items()}
 
@@ -387,6 +407,18 @@ def test_checks_failed_by_one_stub_share_one_feedback_line():
     ]
 
 
+def test_feedback_at_the_outline_hint_level_shows_no_code(tmp_path):
+    graded = run_grader(
+        CORPUS / "query_not_shuffled",
+        ("--public", "--only", "shuffled", "--hints", "outline"),
+        tmp_path / "results.json",
+    )
+    assert graded.returncode == 0, graded.stderr
+    (message,) = graded.messages("the query row is shuffled uniformly")
+    assert message.startswith(OUTLINE["query_not_shuffled"])
+    assert "permutation(" not in message and "permutation(" in BUGS["query_not_shuffled"]
+
+
 def test_grading_a_missing_folder_is_a_grader_error(tmp_path):
     out = tmp_path / "results.json"
     graded = run_grader(tmp_path / "nowhere", (), out)
@@ -412,7 +444,7 @@ def test_help_documents_every_option():
         check=False,
     )
     assert done.returncode == 0
-    for flag in ("--out", "--device", "--only", "--public", "--seed", "--timeout-scale"):
+    for flag in ("--out", "--device", "--only", "--public", "--seed", "--timeout-scale", "--hints"):
         assert flag in done.stdout
     assert "(default: results.json)" in done.stdout
 
