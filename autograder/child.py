@@ -140,8 +140,10 @@ class Harness:
     def op_sample(self, request: dict) -> tuple[dict, dict]:
         """`count` tasks from each of several DataGenerators, drawn in turn (interleaved).
 
-        Returns arrays images `[G, count, K+1, N, 784]`, labels `[G, count, K+1, N, N]` exactly
-        as `_sample` returned them (dtype included), and the type of the first return.
+        Returns arrays images `[G, count, K+1, N, 784]` and labels `[G, count, K+1, N, N]` as
+        float32 NumPy copies of what `_sample` returned (see `as_float32`), and what it returned
+        before conversion: `types` (the container and its items' types), `dtypes`, and `why`,
+        set (and no arrays) when the returns could not be converted to two stacked arrays.
         """
         p = request["params"]
         images = self.array(request, "images")
@@ -152,10 +154,21 @@ class Harness:
             for generator, drawn in zip(generators, tasks):
                 drawn.append(generator._sample())
         first = tasks[0][0]
-        kinds = [type(first).__name__] + [type(x).__name__ for x in first]
-        out_images = np.stack([np.stack([np.asarray(t[0]) for t in drawn]) for drawn in tasks])
-        out_labels = np.stack([np.stack([np.asarray(t[1]) for t in drawn]) for drawn in tasks])
-        return {"types": kinds}, {"images": out_images, "labels": out_labels}
+        items = first if isinstance(first, (tuple, list)) else [first]
+        result = {
+            "types": [type(first).__name__] + [type(x).__name__ for x in items],
+            "dtypes": [str(getattr(x, "dtype", type(x).__name__)) for x in items],
+            "why": None,
+        }
+        try:
+            if any(not isinstance(t, (tuple, list)) or len(t) != 2 for d in tasks for t in d):
+                raise ValueError(f"_sample returned a {type(first).__name__}, not a pair")
+            out_images = np.stack([np.stack([as_float32(t[0]) for t in d]) for d in tasks])
+            out_labels = np.stack([np.stack([as_float32(t[1]) for t in d]) for d in tasks])
+        except (TypeError, ValueError, RuntimeError) as error:
+            result["why"] = f"{type(error).__name__}: {error}"[:300]
+            return result, {}
+        return result, {"images": out_images, "labels": out_labels}
 
     def op_batch(self, request: dict) -> tuple[dict, dict]:
         """One batch of `task_loader(DataGenerator(...), B)`: whatever the DataLoader yields."""
@@ -170,26 +183,46 @@ class Harness:
         return {"types": kinds, "length": len(batch)}, arrays
 
     def op_forward(self, request: dict) -> tuple[dict, dict]:
-        """A fresh MANN (seeded) applied to each input pair; returns preds and the inputs after."""
+        """A fresh MANN (seeded) applied to each input pair; returns preds and the inputs after.
+
+        `result["in_place"][i]` names the inputs of pair i that forward changed in place (their
+        version counter moved), also when it restored their values. Param `device` ("meta"
+        simulates a GPU: a tensor forward creates on the CPU then meets the inputs' device).
+        """
         import torch
 
         p = request["params"]
         model = self.new_model(p)
-        result, arrays = {"types": []}, {}
+        device = p.get("device") or self.device
+        model = model.to(device)
+        result, arrays = {"types": [], "in_place": []}, {}
         for i in range(p["pairs"]):
-            images = self.tensor(self.array(request, f"images{i}"))
-            labels = self.tensor(self.array(request, f"labels{i}"))
+            images = self.tensor(self.array(request, f"images{i}")).to(device)
+            labels = self.tensor(self.array(request, f"labels{i}")).to(device)
+            versions = images._version, labels._version
             preds = model(images, labels)
             result["types"].append(type(preds).__name__)
+            changed = [
+                name
+                for name, tensor, version in zip(("images", "labels"), (images, labels), versions)
+                if tensor._version != version
+            ]
+            result["in_place"].append(changed)
             if not isinstance(preds, torch.Tensor):
                 raise TypeError(f"MANN.forward returned a {type(preds).__name__}, not a Tensor")
+            if device == "meta":
+                continue
             arrays[f"preds{i}"] = _numpy(preds)
             arrays[f"images{i}"] = _numpy(images)
             arrays[f"labels{i}"] = _numpy(labels)
         return result, arrays
 
     def op_loss(self, request: dict) -> tuple[dict, dict]:
-        """`loss_function(preds, labels)` with `preds` requiring grad; its value and gradient."""
+        """`loss_function(preds, labels)` with `preds` requiring grad; its value and gradient.
+
+        `value` is the loss as a float when it holds one number; the array `values` holds
+        every number it returned (an unreduced loss too); `grad` is the gradient of its sum.
+        """
         import torch
 
         model = self.new_model(request["params"])
@@ -197,16 +230,19 @@ class Harness:
         labels = self.tensor(self.array(request, "labels"))
         loss = model.loss_function(preds, labels)
         result = {"type": type(loss).__name__, "requires_grad": False, "value": None}
+        arrays = {}
         try:
-            result["value"] = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
+            values = np.asarray(_numpy(loss), dtype=np.float64)
+            arrays["values"] = values
+            if values.size == 1:
+                result["value"] = float(values.reshape(()))
         except (TypeError, ValueError, RuntimeError):
             pass
-        arrays = {}
         if isinstance(loss, torch.Tensor):
             result["shape"] = list(loss.shape)
             result["requires_grad"] = bool(loss.requires_grad)
-            if loss.requires_grad and loss.numel() == 1:
-                loss.backward()
+            if loss.requires_grad and loss.numel() >= 1:
+                loss.sum().backward()
                 if preds.grad is not None:
                     arrays["grad"] = _numpy(preds.grad)
         return result, arrays
@@ -252,7 +288,7 @@ class Harness:
             batches = state["stream"]
         losses = []
         for _, (images, labels) in zip(range(p["steps"]), batches):
-            images, labels = self.tensor(_numpy(images)), self.tensor(_numpy(labels))
+            images, labels = self.tensor(as_float32(images)), self.tensor(as_float32(labels))
             step = state["step"] + 1
             try:
                 loss, _ = train_step(state["model"], state["optimizer"], images, labels,
@@ -320,6 +356,16 @@ class Harness:
             tmp = self.io / f"reply-{request['id']}.json.tmp"
             tmp.write_text(json.dumps(reply))
             os.replace(tmp, self.io / f"reply-{request['id']}.json")
+
+
+def as_float32(value) -> np.ndarray:
+    """A float32 NumPy copy of an array-like: a torch tensor on any device (detached), a NumPy
+    array of any numeric dtype (float64, int or bool one-hots), or a list of such."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    elif isinstance(value, (list, tuple)):
+        value = np.stack([as_float32(item) for item in value])
+    return np.array(value, dtype=np.float32)
 
 
 def _numpy(value) -> np.ndarray:

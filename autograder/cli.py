@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from autograder import options, runner
+from autograder.feedback import HINTS_VARIABLE, feedback_lines
 from autograder.options import Grading
 from autograder.plugin import Outcomes, Record
 from autograder.results import GradingError, results_json, write_results
@@ -110,8 +111,7 @@ def table(records: list[Record]) -> str:
     failed = [r for r in records if r.status != "passed"]
     if failed:
         lines += ["", "Feedback:"]
-        for r in failed:
-            lines.append(textwrap.fill(f"- {r.name}: {r.message}", 100, subsequent_indent="  "))
+        lines += feedback_lines(failed)
     return "\n".join(lines)
 
 
@@ -151,6 +151,8 @@ def grade(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise GradingError(str(error)) from None
     grading = Grading.from_namespace(args, submission=folder.resolve(), device=device)
+    if grading.hints:
+        os.environ[HINTS_VARIABLE] = grading.hints  # read by autograder.feedback
     outcomes, finished, out = Outcomes(), threading.Event(), Path(args.out)
     watchdog = threading.Thread(
         target=watch_deadline, args=(grading, outcomes, out, finished), daemon=True

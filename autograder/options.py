@@ -83,6 +83,15 @@ OPTIONS = (
         None,
     ),
     Option(
+        "--hints",
+        "how much of the fix the feedback shows, as the student files' hint level: steps "
+        "(code) or outline (words only) (default: $AUTOGRADER_HINTS, else steps)",
+        str,
+        None,
+        choices=("steps", "outline"),
+        plugin=False,
+    ),
+    Option(
         "--only",
         "run only the checks matching this pytest -k expression, e.g. 'shuffled or loss' "
         "(default: all)",
@@ -131,6 +140,7 @@ class Grading:
     jobs: int = 0
     accuracy_attempts: int | None = None
     deadline: float | None = None
+    hints: str | None = None
     only: str | None = None
     public: bool = False
     allow_unsandboxed: bool = False

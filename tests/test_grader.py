@@ -24,7 +24,7 @@ import pytest
 from autograder import sandbox
 from autograder.checks.hidden.thresholds import CHECKS
 from autograder.evaluation import meta_test_accuracy
-from autograder.feedback import BUGS
+from autograder.feedback import BUGS, OUTLINE, feedback_lines, not_judged
 from autograder.identity import SHUFFLE_FALSE_FAILURE, decode, identity_images
 from autograder.runner import ChildError, ChildSession
 from kit.release import PUBLIC_CHECK_FILES, PUBLIC_CHECKS, RELEASE, stale_files
@@ -39,59 +39,158 @@ TEST_KEYS = {"name", "score", "max_score", "status", "output", "visibility"}
 
 @dataclass(frozen=True)
 class Bug:
-    """A corpus folder: the grader options to run it with and the checks it must lose, each
-    with the key of the feedback message that must name its bug."""
+    """A corpus folder: the grader options to run it with, the checks it must lose, each with
+    the message (a `BUGS` text or a `not_judged` root cause) every instance must carry, and the
+    points it loses in all."""
 
     args: tuple[str, ...]
     loses: dict[str, str]
+    points_lost: float | None = None
 
 
+def lost(**checks: str) -> dict[str, str]:
+    """{check: message}: `key` names `BUGS[key]`; `root:<title>` the root cause `title`."""
+    return {
+        check.replace("_", " "): not_judged(key[5:]) if key.startswith("root:") else BUGS[key]
+        for check, key in checks.items()
+    }
+
+
+PUBLIC = ("--public",)
+TYPE_CHECK = "sample returns float32 arrays of the documented shapes"
+COLUMN_CHECK = "every support column holds one character"
+SHAPE_CHECK = "forward returns logits of the documented shape"
 ACCURACY_K1N2 = "accuracy and K1 and graders"
 BROKEN = {
+    # -- the sampler ------------------------------------------------------------------------
     "query_not_shuffled": Bug(
-        ("--public",), {"the query row is shuffled uniformly": "query_not_shuffled"}
-    ),
-    "class_major_reshape": Bug(
-        ("--public",), {"support predictions do not depend on the query row": "class_major"}
+        PUBLIC, lost(the_query_row_is_shuffled_uniformly="query_not_shuffled"), 3
     ),
     "support_query_overlap": Bug(
-        ("--public",), {"query drawings are never support drawings": "support_query_overlap"}
+        PUBLIC, lost(query_drawings_are_never_support_drawings="support_query_overlap"), 2
     ),
-    "loss_all_rows": Bug(
-        ("--public",),
+    "global_rng": Bug(PUBLIC, lost(the_same_seed_gives_the_same_tasks="rng_not_self_rng"), 2),
+    # A container slip costs the type check's points only; the logic is judged on a copy.
+    "sampler_float64_labels": Bug(PUBLIC, {TYPE_CHECK: BUGS["sample_dtype"]}, 4),
+    "sampler_int_one_hots": Bug(PUBLIC, {TYPE_CHECK: BUGS["sample_dtype"]}, 4),
+    "sampler_returns_tensors": Bug(PUBLIC, {TYPE_CHECK: BUGS["sample_tensors"]}, 4),
+    "classes_with_replacement": Bug(
+        PUBLIC, lost(the_n_classes_are_distinct_characters="classes_repeat"), 2
+    ),
+    "drawings_with_replacement": Bug(
+        PUBLIC,
+        lost(
+            support_drawings_within_a_class_are_distinct="drawings_repeat",
+            query_drawings_are_never_support_drawings="support_query_overlap",
+        ),
+        3,
+    ),
+    "per_class_list_reshaped": Bug(
+        PUBLIC,
+        lost(
+            every_support_column_holds_one_character="column_mixes_characters",
+            the_query_row_holds_one_drawing_of_each_class=f"root:{COLUMN_CHECK}",
+            query_labels_match_query_images=f"root:{COLUMN_CHECK}",
+            the_query_row_is_shuffled_uniformly=f"root:{COLUMN_CHECK}",
+        ),
+        9,
+    ),
+    "one_permutation_every_row": Bug(
+        PUBLIC,
+        lost(
+            support_rows_keep_the_fixed_class_order="support_rows_shuffled",
+            the_query_row_is_shuffled_uniformly="one_permutation_every_row",
+        ),
+        5,
+    ),
+    "every_row_shuffled": Bug(
+        PUBLIC,
+        lost(
+            every_support_column_holds_one_character="support_rows_shuffled",
+            support_rows_keep_the_fixed_class_order="support_rows_shuffled",
+        ),
+        4,
+    ),
+    "whole_grid_shuffled": Bug(
+        PUBLIC,
+        lost(
+            every_support_column_holds_one_character="support_rows_shuffled",
+            support_rows_keep_the_fixed_class_order="support_rows_shuffled",
+        ),
+        4,
+    ),
+    "labels_by_position": Bug(
+        PUBLIC, lost(query_labels_match_query_images="labels_by_position"), 2
+    ),
+    # -- forward ----------------------------------------------------------------------------
+    "class_major_reshape": Bug(
+        PUBLIC, lost(support_predictions_do_not_depend_on_the_query_row="class_major"), 3
+    ),
+    "bidirectional_lstm": Bug(
+        PUBLIC, lost(support_predictions_do_not_depend_on_the_query_row="bidirectional"), 3
+    ),
+    "query_labels_leaked": Bug(PUBLIC, lost(predictions_ignore_the_query_labels="label_leak"), 3),
+    "labels_zeroed_in_place": Bug(
+        PUBLIC, lost(forward_leaves_its_inputs_unchanged="inputs_modified"), 2
+    ),
+    "labels_zeroed_through_view": Bug(
+        PUBLIC, lost(forward_leaves_its_inputs_unchanged="inputs_modified"), 2
+    ),
+    "labels_zeroed_and_restored": Bug(
+        PUBLIC, lost(forward_leaves_its_inputs_unchanged="inputs_modified_restored"), 2
+    ),
+    "wrong_output_shape": Bug(
+        PUBLIC,
         {
-            "loss equals the cross entropy of the query row": "loss_value",
-            "loss ignores the support rows": "loss_all_rows",
+            SHAPE_CHECK: BUGS["forward_shape"],
+            "predictions ignore the query labels": not_judged(SHAPE_CHECK),
+            "support predictions do not depend on the query row": not_judged(SHAPE_CHECK),
+            "forward returns logits not probabilities": not_judged(SHAPE_CHECK),
         },
+        11,
+    ),
+    "softmax_in_forward": Bug(
+        PUBLIC, lost(forward_returns_logits_not_probabilities="softmax_in_forward"), 1
+    ),
+    "cpu_tensor_in_forward": Bug(
+        PUBLIC, lost(forward_creates_its_tensors_on_the_inputs_device="device_mismatch"), 1
+    ),
+    "float64_logits": Bug(PUBLIC, {}, 0),
+    # -- loss_function ----------------------------------------------------------------------
+    "loss_all_rows": Bug(
+        PUBLIC,
+        lost(
+            loss_equals_the_cross_entropy_of_the_query_row="root:loss ignores the support rows",
+            loss_ignores_the_support_rows="loss_all_rows",
+        ),
+        4,
+    ),
+    "loss_on_3d_query_block": Bug(
+        PUBLIC, lost(loss_equals_the_cross_entropy_of_the_query_row="loss_3d"), 2
+    ),
+    "label_argmax_wrong_axis": Bug(
+        PUBLIC, lost(loss_equals_the_cross_entropy_of_the_query_row="loss_target_axis"), 2
+    ),
+    "loss_not_reduced": Bug(
+        PUBLIC, lost(loss_is_a_scalar_tensor_that_carries_gradient="loss_not_reduced"), 2
     ),
     "detached_loss": Bug(
-        ("--public",), {"loss is a scalar tensor that carries gradient": "loss_detached"}
+        PUBLIC, lost(loss_is_a_scalar_tensor_that_carries_gradient="loss_detached"), 2
     ),
     "numpy_loss": Bug(
-        ("--public",), {"loss is a scalar tensor that carries gradient": "loss_detached"}
+        PUBLIC, lost(loss_is_a_scalar_tensor_that_carries_gradient="loss_detached"), 2
     ),
-    "query_labels_leaked": Bug(
-        ("--public",), {"predictions ignore the query labels": "label_leak"}
-    ),
-    "labels_zeroed_in_place": Bug(
-        ("--public",), {"forward leaves its inputs unchanged": "inputs_modified"}
-    ),
-    "global_rng": Bug(("--public",), {"the same seed gives the same tasks": "rng_not_self_rng"}),
-    "wrong_output_shape": Bug(
-        ("--public",),
-        {
-            "forward returns logits of the documented shape": "forward_shape",
-            "predictions ignore the query labels": "forward_shape",
-            "support predictions do not depend on the query row": "forward_shape",
-        },
-    ),
+    "loss_one_element_tensor": Bug(PUBLIC, {}, 0),
+    # -- accuracy (hidden) ------------------------------------------------------------------
     "accuracy_at_chance": Bug(
         ("--only", f"test_model or {ACCURACY_K1N2}", "--accuracy-attempts", "1"),
-        {"the trained mann reaches the accuracy threshold": "accuracy_chance"},
+        lost(the_trained_mann_reaches_the_accuracy_threshold="accuracy_chance"),
     ),
 }
 MODEL_CHECKS = (
     "forward returns logits of the documented shape",
+    "forward returns logits not probabilities",
+    "forward creates its tensors on the inputs device",
     "predictions ignore the query labels",
     "forward leaves its inputs unchanged",
     "support predictions do not depend on the query row",
@@ -151,15 +250,35 @@ def run_grader(folder: Path, args: tuple[str, ...], out: Path) -> Graded:
     return Graded(done.returncode, done.stdout, done.stderr, results)
 
 
+# The gradings each test reads (a corpus test: its parameter's), so that a -k selection
+# grades only what it needs.
+READS = {
+    "test_the_reference_solution_gets_full_marks": "solutions",
+    "test_the_untouched_stubs_score_zero_and_grading_completes": "assignment",
+    "test_a_submission_that_raises_at_import_loses_only_what_uses_that_file": "raises_at_import",
+    "test_a_flood_of_printing_costs_nothing_and_is_truncated": "prints_flood",
+    "test_a_hang_is_stopped_and_the_next_check_still_runs": "hangs_in_forward",
+    "test_a_process_exit_costs_only_the_check_that_caused_it": "exits_in_sample",
+}
+
+
 @pytest.fixture(scope="session")
-def gradings(splits, tmp_path_factory) -> dict[str, Graded]:
-    """Every grading of this module, two at a time (the machine has two cores); the reference's
-    full grading, the expensive one, starts first."""
+def gradings(request, splits, tmp_path_factory) -> dict[str, Graded]:
+    """Every grading the selected tests read, two at a time (the machine has two cores); the
+    reference's full grading, the expensive one, starts first."""
+    needed = set()
+    for item in request.session.items:
+        name = getattr(item, "originalname", item.name)
+        if name == "test_a_broken_submission_loses_exactly_the_checks_of_its_bug":
+            needed.add(item.callspec.params["name"])
+        elif name in READS:
+            needed.add(READS[name])
     folder = tmp_path_factory.mktemp("gradings")
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {
             name: pool.submit(run_grader, path, args, folder / f"{name}.json")
             for name, (path, args) in GRADINGS.items()
+            if name in needed
         }
         return {name: future.result() for name, future in futures.items()}
 
@@ -198,6 +317,8 @@ def test_the_untouched_stubs_score_zero_and_grading_completes(gradings):
     assert all(t["status"] == "failed" for t in graded.results["tests"])
     assert all("NotImplementedError" in t["output"] for t in graded.results["tests"])
     assert "score: 0 / " in graded.stdout
+    # One feedback line per unimplemented function (_sample, forward, loss_function).
+    assert graded.stdout.count("is not implemented yet (it raises NotImplementedError)") == 3
 
 
 @pytest.mark.slow
@@ -206,12 +327,15 @@ def test_a_broken_submission_loses_exactly_the_checks_of_its_bug(gradings, name)
     graded, bug = gradings[name], BROKEN[name]
     assert graded.returncode == 0, graded.stderr
     assert_gradescope_schema(graded.results)
-    lost = {check for check, outcome in graded.outcomes().items() if outcome == "failed"}
-    assert lost == set(bug.loses)
-    for check, key in bug.loses.items():
+    failed = {check for check, outcome in graded.outcomes().items() if outcome == "failed"}
+    assert failed == set(bug.loses)
+    for check, message in bug.loses.items():
         messages = [m for m in graded.messages(check) if m]
-        assert messages and all(BUGS[key] in m for m in messages), messages
-        assert BUGS[key][:50] in graded.stdout.replace("\n", " ").replace("  ", " ")
+        assert messages and all(message in m for m in messages), messages
+        assert message[:50] in graded.stdout.replace("\n", " ").replace("  ", " ")
+    if bug.points_lost is not None:
+        total = sum(t["max_score"] for t in graded.results["tests"])
+        assert total - graded.results["score"] == bug.points_lost
 
 
 @pytest.mark.slow
@@ -262,6 +386,39 @@ def test_a_process_exit_costs_only_the_check_that_caused_it(gradings):
     assert "exited with code 3" in message
 
 
+def test_checks_failed_by_one_stub_share_one_feedback_line():
+    @dataclass
+    class Failed:
+        name: str
+        message: str
+
+    stub = "raised NotImplementedError: not implemented yet (models.py, line 58, in forward)"
+    lines = feedback_lines(
+        [
+            Failed("predictions ignore the query labels", f"MANN.forward {stub}"),
+            Failed("loss ignores the support rows", "loss over all rows: ..."),
+            Failed("forward leaves its inputs unchanged", f"MANN.forward {stub}"),
+        ]
+    )
+    stub_line = "- forward in models.py is not implemented yet (it raises NotImplementedError): "
+    assert [" ".join(line.split()) for line in lines] == [
+        stub_line + "2 checks wait for it",
+        "- loss ignores the support rows: loss over all rows: ...",
+    ]
+
+
+def test_feedback_at_the_outline_hint_level_shows_no_code(tmp_path):
+    graded = run_grader(
+        CORPUS / "query_not_shuffled",
+        ("--public", "--only", "shuffled", "--hints", "outline"),
+        tmp_path / "results.json",
+    )
+    assert graded.returncode == 0, graded.stderr
+    (message,) = graded.messages("the query row is shuffled uniformly")
+    assert message.startswith(OUTLINE["query_not_shuffled"])
+    assert "permutation(" not in message and "permutation(" in BUGS["query_not_shuffled"]
+
+
 def test_grading_a_missing_folder_is_a_grader_error(tmp_path):
     out = tmp_path / "results.json"
     graded = run_grader(tmp_path / "nowhere", (), out)
@@ -287,7 +444,7 @@ def test_help_documents_every_option():
         check=False,
     )
     assert done.returncode == 0
-    for flag in ("--out", "--device", "--only", "--public", "--seed", "--timeout-scale"):
+    for flag in ("--out", "--device", "--only", "--public", "--seed", "--timeout-scale", "--hints"):
         assert flag in done.stdout
     assert "(default: results.json)" in done.stdout
 
