@@ -139,7 +139,7 @@ class Harness:
 
     def op_batch(self, request: dict) -> tuple[dict, dict]:
         """One batch of `task_loader(DataGenerator(...), B)`: whatever the DataLoader yields."""
-        from kit.episodes import task_loader
+        from kit.loader import task_loader
 
         p = request["params"]
         load_data = self.module("load_data")
@@ -211,7 +211,7 @@ class Harness:
             flat = np.asarray(train_images).reshape(-1, train_images.shape[-1])  # [C*D, 784]
             batches = ((flat[index[s]], all_labels[s]) for s in range(p["steps"]))
         else:
-            from kit.episodes import task_loader
+            from kit.loader import task_loader
 
             load_data = self.module("load_data")
             generator = load_data.DataGenerator(

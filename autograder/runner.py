@@ -40,7 +40,7 @@ REPO_ROOT = AUTOGRADER.parent
 CHILD_SCRIPT = AUTOGRADER / "child.py"
 # The kit modules the child's harness imports (`train_step`, `task_loader`): staged next to it,
 # so the child's sys.path holds neither the repository nor the data package.
-STAGED_KIT_FILES = ("__init__.py", "episodes.py", "submission.py", "train.py")
+STAGED_KIT_FILES = ("__init__.py", "loader.py", "submission.py", "train.py")
 
 RLIMIT_MODE = "subprocess: new session, resource limits, clean environment, fresh working folder"
 NOBODY = 65534  # the uid and gid a sandboxed child runs as

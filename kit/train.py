@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import math
 import platform
@@ -35,8 +36,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from kit.episodes import TaskBatches, sample_tasks, task_loader
-from kit.submission import Submission, load_submission
+from kit.loader import task_loader
+from kit.submission import Submission, default_code, has_reference, load_submission
 
 EVAL_SEED = 1234  # val and test tasks are the same for every run, whatever its --seed
 
@@ -65,7 +66,7 @@ class TrainConfig:
     test_tasks: int = 1000  # >= 1000 keeps the 95% interval under about 2 points
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    code: str = "solutions"  # folder with load_data.py and models.py
+    code: str = field(default_factory=default_code)  # solutions/; in the package, its folder
     sampler: str = "auto"  # batched | generator | auto (batched for solutions/)
     num_workers: int = 0  # DataLoader workers for --sampler generator
     split: str = "default"  # default | alphabet
@@ -140,21 +141,23 @@ def evaluate(
     seed: int = EVAL_SEED,
     batch_size: int = 500,
     device: torch.device | str = "cpu",
+    generator: Callable | None = None,
 ) -> Evaluation:
     """Query accuracy of `model` on `num_tasks` tasks drawn (seeded) from `images [C, D, 784]`.
 
     Runs in eval mode under no_grad and restores the model's previous mode. The same seed
     gives the same tasks, so two models evaluated with it are compared on identical tasks.
+    The tasks come from the kit's batched sampler, or from `generator` (a `DataGenerator`
+    class) when given: the student package has no batched sampler.
     """
     was_training = model.training
     model.eval()
-    rng = np.random.default_rng(seed)
     accuracies, losses = [], []
     try:
-        for start in range(0, num_tasks, batch_size):
-            size = min(batch_size, num_tasks - start)
-            batch = sample_tasks(images, num_classes, num_shots, size, rng)
-            batch_images, batch_labels = (torch.from_numpy(a).to(device) for a in batch)
+        for size, batch in evaluation_batches(
+            images, num_classes, num_shots, num_tasks, seed, batch_size, generator
+        ):
+            batch_images, batch_labels = (torch.as_tensor(a).to(device) for a in batch)
             preds = model(batch_images, batch_labels)
             accuracies.append(query_accuracy(preds, batch_labels).cpu())
             losses.append(model.loss_function(preds, batch_labels).item() * size)
@@ -170,14 +173,49 @@ def evaluate(
     )
 
 
+def evaluation_batches(
+    images: np.ndarray,
+    num_classes: int,
+    num_shots: int,
+    num_tasks: int,
+    seed: int,
+    batch_size: int,
+    generator: Callable | None = None,
+) -> Iterable[tuple[int, tuple]]:
+    """`(size, (images [size, K+1, N, 784], labels [size, K+1, N, N]))` batches of `num_tasks`
+    seeded tasks: from the kit's batched sampler, or from a `generator(images, N, K, seed=)`."""
+    if generator is not None:
+        tasks = generator(images, num_classes, num_shots, seed=seed)
+        loader = iter(task_loader(tasks, batch_size, seed))
+        for start in range(0, num_tasks, batch_size):
+            size = min(batch_size, num_tasks - start)
+            batch_images, batch_labels = next(loader)
+            yield size, (batch_images[:size], batch_labels[:size])
+        return
+    from kit.episodes import sample_tasks  # the kit's batched sampler: not in the package
+
+    rng = np.random.default_rng(seed)
+    for start in range(0, num_tasks, batch_size):
+        size = min(batch_size, num_tasks - start)
+        yield size, sample_tasks(images, num_classes, num_shots, size, rng)
+
+
+def batched_sampler_available() -> bool:
+    """Whether the kit's batched sampler is here (the repository: yes; the student package: no)."""
+    return importlib.util.find_spec("kit.episodes") is not None
+
+
 def training_batches(
     config: TrainConfig, submission: Submission, train_images: np.ndarray
 ) -> Iterable[tuple[Tensor, Tensor]]:
     """Meta-train batches from the kit's batched sampler or the submission's DataGenerator."""
     sampler = config.sampler
     if sampler == "auto":
-        sampler = "batched" if submission.folder.name == "solutions" else "generator"
+        reference = submission.folder.name == "solutions" and batched_sampler_available()
+        sampler = "batched" if reference else "generator"
     if sampler == "batched":
+        from kit.episodes import TaskBatches
+
         return TaskBatches(
             train_images, config.num_classes, config.num_shots, config.batch_size, config.seed
         )
@@ -214,6 +252,8 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     result = RunResult(config, model)
     eval_args = {"num_classes": config.num_classes, "num_shots": config.num_shots, "device": device}
+    if not batched_sampler_available():  # the student package: evaluate on the student's tasks
+        eval_args["generator"] = submission.load_data.DataGenerator
 
     batches = iter(training_batches(config, submission, splits["train"].images))
     bar = tqdm(
@@ -368,8 +408,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     add(
         "--code",
         default=defaults.code,
-        help="folder holding load_data.py and models.py: solutions, assignment or your own "
-        f"(default: {defaults.code})",
+        help="folder holding load_data.py and models.py"
+        + (": solutions, assignment or your own" if has_reference() else "")
+        + f" (default: {defaults.code})",
     )
     add(
         "--sampler",
@@ -437,9 +478,10 @@ def unimplemented_message(error: NotImplementedError) -> str:
     else:
         innermost = traceback.extract_tb(error.__traceback__)[-1]
         filename, function = innermost.filename, innermost.name
+    reference = ", or pass --code solutions to train the reference" if has_reference() else ""
     return (
         f"{function}() in {filename} is not implemented yet (NotImplementedError): follow the "
-        "numbered steps in its docstring, or pass --code solutions to train the reference"
+        f"numbered steps in its docstring{reference}"
     )
 
 
