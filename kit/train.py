@@ -448,6 +448,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     )
     if args.dry_run:
         config.steps, config.eval_every, config.val_tasks, config.test_tasks = 20, 10, 50, 50
+        print(
+            "dry run: 20 steps and 50 tasks per evaluation check that everything runs; "
+            f"expect chance-level accuracy (about {100 / config.num_classes:.0f}%)"
+        )
     for name in (
         "num_shots",
         "num_classes",

@@ -1,7 +1,8 @@
 """Model checks: `MANN.forward` and `MANN.loss_function`, behaviour seen from outside.
 
-Letters: B tasks, K shots, N classes, 784 pixels. Tasks come from the kit's own sampler
-(`kit.episodes.sample_tasks`) over random images; the child builds a fresh, seeded MANN for
+Letters: B tasks, K shots, N classes, 784 pixels. Tasks are random images with fixed labels
+(support rows in class order, each task's query row in its own fixed order), so that these
+checks ship to students without any sampler; the child builds a fresh, seeded MANN for
 every call and returns its outputs as arrays; every comparison happens here.
 """
 
@@ -11,7 +12,6 @@ import numpy as np
 import pytest
 
 from autograder.feedback import BUGS, fail
-from kit.episodes import sample_tasks
 
 B = 4
 SHAPES = [(1, 2), (2, 3)]  # (K, N)
@@ -22,10 +22,12 @@ pytestmark = pytest.mark.visibility("visible")
 
 
 def tasks(num_shots: int, num_classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """B tasks over random images: `[B, K+1, N, 784]` and one-hot `[B, K+1, N, N]`."""
-    rng = np.random.default_rng(seed)
-    images = rng.random((12, 20, 784), dtype=np.float32)  # [C, D, 784]
-    return sample_tasks(images, num_classes, num_shots, B, rng)
+    """B tasks of random images `[B, K+1, N, 784]` and one-hot labels `[B, K+1, N, N]`: support
+    rows in class order, task b's query row rolled by b + 1 columns."""
+    images = np.random.default_rng(seed).random((B, num_shots + 1, num_classes, 784), np.float32)
+    classes = np.tile(np.arange(num_classes), (B, num_shots + 1, 1))  # [B, K+1, N]
+    classes[:, -1] = [np.roll(np.arange(num_classes), b + 1) for b in range(B)]
+    return images, np.eye(num_classes, dtype=np.float32)[classes]
 
 
 def forward(
