@@ -75,6 +75,9 @@ CONTENTS = (
 POINTS_FILE = "check/points.json"
 GRADER_IMPORT = re.compile(r"^(\s*)(from|import) autograder\.(\w+)", re.MULTILINE)
 GRADER_NAME = re.compile(r"\bautograder\.(\w+)")  # in imports and in prose alike
+# Grader modules that the package replaces by its own: the grader's runner (the sandbox) by the
+# check runner's plain child session, which defines the same `ChildError`, `Reply`, `call`.
+REPLACED = {"runner": "session"}
 
 
 class LeakError(RuntimeError):
@@ -98,8 +101,11 @@ def grader_module(source: bytes) -> tuple[bytes, set[str]]:
     """The grader's module `source` with every `autograder.X` (imports and prose) pointed at
     `check.X`; also the set of the X it imports (each must be shipped as `check/X.py`)."""
     text = source.decode()
-    needed = {match.group(3) for match in GRADER_IMPORT.finditer(text)}
-    return GRADER_NAME.sub(r"check.\1", text).encode(), needed
+    needed = {
+        REPLACED.get(match.group(3), match.group(3)) for match in GRADER_IMPORT.finditer(text)
+    }
+    shipped = GRADER_NAME.sub(lambda match: f"check.{REPLACED.get(match[1], match[1])}", text)
+    return shipped.encode(), needed
 
 
 def package_files(
@@ -127,19 +133,21 @@ def package_files(
     for name, importer in sorted(needed.items()):
         if name not in files:
             raise ValueError(
-                f"{importer} imports autograder.{name[6:-3]}, which the student package does "
+                f"{importer} imports check.{name[6:-3]}, which the student package does "
                 f"not ship: add it to publish/package.py's CONTENTS (if students may see it) "
                 "or stop importing it from the public checks"
             )
     return dict(sorted(files.items()))
 
 
-def points_file(root: Path = REPO_ROOT) -> bytes:
-    """`check/points.json`: the public and hidden points of the grader's checks."""
+def points_file(root: Path = REPO_ROOT, hints: str = "steps") -> bytes:
+    """`check/points.json`: the public and hidden points of the grader's checks, and the hint
+    level of the course (the checks' feedback follows it, as the student files do)."""
     checks = points.grader_checks(root / "autograder" / "checks")
     public = sum(check.points for check in checks if check.visibility == "visible")
     hidden = sum(check.points for check in checks if check.visibility != "visible")
-    return (json.dumps({"public": public, "hidden": hidden}, indent=2) + "\n").encode()
+    settings = {"public": public, "hidden": hidden, "hints": hints}
+    return (json.dumps(settings, indent=2) + "\n").encode()
 
 
 def zip_bytes(files: dict[str, bytes], top: str = NAME) -> bytes:
@@ -159,6 +167,7 @@ def build(
     notebook_sources: dict[str, bytes],
     root: Path = REPO_ROOT,
     contents: tuple[Entry, ...] = CONTENTS,
+    hints: str = "steps",
 ) -> dict[str, bytes]:
     """Repository path -> bytes of the package folder's files and of the zip.
 
@@ -166,7 +175,7 @@ def build(
         LeakError: the package would hold a secret; the message names each hit.
     """
     files = package_files(generated, root, contents)
-    files[POINTS_FILE] = points_file(root)
+    files[POINTS_FILE] = points_file(root, hints)
     files = dict(sorted(files.items()))
     hits = leaks.scan(files, leaks.secrets(notebook_sources, root), root)
     if hits:

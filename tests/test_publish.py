@@ -285,7 +285,7 @@ def test_the_package_holds_exactly_its_list_in_folder_and_zip(published):
         if not entry.optional:
             assert any(n == entry.name or n.startswith(f"{entry.name}/") for n in folder), entry
     assert "kit/episodes.py" not in folder and "kit/loader.py" in folder
-    assert set(json.loads(folder[package.POINTS_FILE])) == {"public", "hidden"}
+    assert set(json.loads(folder[package.POINTS_FILE])) == {"public", "hidden", "hints"}
     assert folder["README.md"] == published["handout/README.md"]
     assert folder["models.py"] == published["assignment/models.py"]
     members = leaks.zip_members(published[package.ZIP])
@@ -403,20 +403,24 @@ def test_the_grader_modules_ship_with_check_imports_and_a_missing_one_fails(tmp_
     unshipped grader module stop the build?"""
     (tmp_path / "grader").mkdir()
     (tmp_path / "grader" / "feedback.py").write_text("BUGS = {}\n")
+    (tmp_path / "grader" / "session.py").write_text("class ChildError(Exception): ...\n")
     (tmp_path / "grader" / "test_x.py").write_text(
         '"""See `autograder.feedback.BUGS`."""\nfrom autograder.feedback import BUGS\n'
+        "from autograder.runner import ChildError\n"
     )
     contents = (
         package.Entry("check/feedback.py", "grader/feedback.py", grader=True),
         package.Entry("check/checks/test_x.py", "grader/test_x.py", grader=True),
         package.Entry("kit/step.py", "kit/step.py", optional=True),
+        package.Entry("check/session.py", "grader/session.py"),
     )
     built = package.package_files({}, tmp_path, contents)
     assert built["check/checks/test_x.py"] == (
         b'"""See `check.feedback.BUGS`."""\nfrom check.feedback import BUGS\n'
+        b"from check.session import ChildError\n"  # the grader's runner is replaced
     )
     assert "kit/step.py" not in built
-    with pytest.raises(ValueError, match="imports autograder.feedback, which the student"):
+    with pytest.raises(ValueError, match="imports check.feedback, which the student"):
         package.package_files({}, tmp_path, contents[1:])
 
 

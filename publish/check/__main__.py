@@ -28,7 +28,9 @@ from check.report import lines
 from check.session import ISOLATION, SUBMISSION_FILES
 
 CHECKS = Path(__file__).resolve().parent / "checks"
-POINTS = Path(__file__).resolve().parent / "points.json"
+POINTS = Path(__file__).resolve().parent / "points.json"  # written by `python -m publish`
+SETTINGS = json.loads(POINTS.read_text()) if POINTS.is_file() else {}
+HINTS_VARIABLE = "AUTOGRADER_HINTS"  # the feedback's hint level, read by check/feedback.py
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import pytest
 
+    os.environ.setdefault(HINTS_VARIABLE, SETTINGS.get("hints", "steps"))  # the course's level
+
     pytest_argv = [str(CHECKS), "-c", os.devnull, "--rootdir", str(CHECKS), "-p", "check.plugin"]
     pytest_argv += ["-p", "no:cacheprovider", "--import-mode=importlib", "--tb=no", "-q"]
     pytest_argv += ["--submission", str(folder), "--seed", str(args.seed)]
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         reason = outcomes.collection_errors[:1] or [r.message for r in broken[:1]]
         print(f"error: the checks could not run ({(reason or [code])[0]})", file=sys.stderr)
         return 2
-    hidden = json.loads(POINTS.read_text())["hidden"] if POINTS.is_file() else 0
+    hidden = SETTINGS.get("hidden", 0)
     records = [r for r in outcomes.records.values() if r.status != "not run"]
     print("\n".join(lines(records, hidden)))
     return 0 if records and all(r.status == "passed" for r in records) else 1
