@@ -172,7 +172,7 @@ class Harness:
 
     def op_batch(self, request: dict) -> tuple[dict, dict]:
         """One batch of `task_loader(DataGenerator(...), B)`: whatever the DataLoader yields."""
-        from kit.episodes import task_loader
+        from kit.loader import task_loader
 
         p = request["params"]
         load_data = self.module("load_data")
@@ -271,7 +271,7 @@ class Harness:
                              "clip": recipe.clip_norm, "step": 0, "stream": None,
                              "flat": np.asarray(train_images).reshape(-1, train_images.shape[-1])}  # fmt: skip
             if p["sampler"] == "student":
-                from kit.episodes import task_loader
+                from kit.loader import task_loader
 
                 load_data = self.module("load_data")
                 generator = load_data.DataGenerator(

@@ -1,4 +1,4 @@
-"""Batches of N-way, K-shot tasks: a vectorised sampler and DataLoader plumbing.
+"""Batches of N-way, K-shot tasks: the kit's vectorised sampler (never in the student package).
 
 Letters: B tasks per batch, K shots, N classes, C characters in the split, D drawings per
 character (20), 784 = 28 x 28 pixels.
@@ -9,9 +9,9 @@ distribution: N distinct characters, K+1 distinct drawings of each, support rows
 order, the query row shuffled. The reference trainer uses it because a per-task Python loop
 would take a noticeable share of each small training step on a CPU.
 
-`task_loader` wraps any `DataGenerator` (the reference's or a student's) in a DataLoader and
-gives every worker its own random stream derived from the run's seed, so that workers never
-repeat each other's tasks and a run is reproducible.
+It does what the homework's `_sample` asks, so it stays out of the student package; the
+DataLoader plumbing that any `DataGenerator` uses (`task_loader`, `reseed_worker`) lives in
+`kit.loader` and is re-exported here for the kit's own callers.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+
+from kit.loader import reseed_worker, task_loader
+
+__all__ = ["TaskBatches", "reseed_worker", "sample_tasks", "task_loader"]
 
 
 def sample_tasks(
@@ -131,34 +135,3 @@ class TaskBatches:
                 self.groups,
             )
             yield tuple(torch.from_numpy(array) for array in batch)
-
-
-def reseed_worker(worker_id: int) -> None:
-    """DataLoader `worker_init_fn`: give each worker's copy of the generator its own stream.
-
-    A DataLoader copies the dataset into every worker, `self.rng` included, so without this
-    every worker would yield the same tasks. The stream is derived from the DataLoader's base
-    seed (itself drawn from the `generator` passed to it), so a seeded run is reproducible.
-    """
-    info = torch.utils.data.get_worker_info()
-    info.dataset.rng = np.random.default_rng([info.seed % 2**63, worker_id])
-
-
-def task_loader(
-    generator: torch.utils.data.IterableDataset,
-    batch_size: int,
-    seed: int,
-    num_workers: int = 0,
-) -> torch.utils.data.DataLoader:
-    """Batches of a `DataGenerator`: `[B, K+1, N, 784]` images and `[B, K+1, N, N]` labels.
-
-    With `num_workers > 0` every worker draws different tasks, reproducibly from `seed`.
-    """
-    return torch.utils.data.DataLoader(
-        generator,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        worker_init_fn=reseed_worker if num_workers > 0 else None,
-        generator=torch.Generator().manual_seed(seed),
-        persistent_workers=num_workers > 0,
-    )

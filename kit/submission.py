@@ -26,6 +26,18 @@ class Submission:
     models: ModuleType
 
 
+def has_reference() -> bool:
+    """Whether the reference solutions are here: in the repository yes, in the student
+    package (whose root is `REPO_ROOT` there) no."""
+    return (REPO_ROOT / "solutions").is_dir()
+
+
+def default_code() -> str:
+    """The code a training runs by default: `solutions` in the repository; in the student
+    package, the package folder (the student's own files)."""
+    return "solutions" if has_reference() else str(REPO_ROOT)
+
+
 def resolve_folder(code: str | Path) -> Path:
     """`"solutions"`, `"assignment"` or a path to a folder holding the two files."""
     folder = Path(code)
@@ -33,9 +45,10 @@ def resolve_folder(code: str | Path) -> Path:
         folder = REPO_ROOT / folder
     missing = [name for name in SUBMISSION_FILES if not (folder / name).is_file()]
     if missing:
+        choices = "--code solutions, --code assignment, or " if has_reference() else "--code "
         raise FileNotFoundError(
-            f"{folder} does not hold {' and '.join(missing)}: pass --code solutions, "
-            "--code assignment, or the folder with your load_data.py and models.py"
+            f"{folder} does not hold {' and '.join(missing)}: pass {choices}"
+            "the folder with your load_data.py and models.py"
         )
     return folder.resolve()
 

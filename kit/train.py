@@ -36,9 +36,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from kit.episodes import task_loader
+from kit.loader import task_loader
 from kit.step import Diverged, Recipe, prepare, query_accuracy, train_step
-from kit.submission import REPO_ROOT, Submission, load_submission
+from kit.submission import REPO_ROOT, Submission, default_code, load_submission
 
 # `sample_tasks` and `TaskBatches` (the batched sampler) are imported where they are used: the
 # student package ships kit/ without them, and `--sampler generator` must work there.
@@ -105,7 +105,9 @@ class TrainConfig:
         "auto", "where to train; auto takes CUDA when present", choices=("auto", "cpu", "cuda")
     )
     code: str = option(
-        "solutions", "folder holding load_data.py and models.py: solutions, assignment or yours"
+        default_code(),
+        "folder holding load_data.py and models.py: solutions, assignment or yours (in the "
+        "student package: the package folder)",
     )
     sampler: str = option(
         "generator",
@@ -413,6 +415,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     )
     if args.dry_run:
         config.steps, config.eval_every, config.val_tasks, config.test_tasks = 20, 10, 50, 50
+        print(
+            "dry run: 20 steps and 50 tasks per evaluation check that everything runs; "
+            f"expect chance-level accuracy (about {100 / config.num_classes:.0f}%)"
+        )
     for name in POSITIVE:
         if getattr(config, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")

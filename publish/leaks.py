@@ -3,13 +3,19 @@
 A secret is a non-trivial line of:
 
 - a solution region (`### BEGIN SOLUTION` ... `### END SOLUTION`) of `solutions/*.py`;
-- a solution or hidden-test region, or a model answer, of the source notebooks;
+- a solution or hidden-test region, or a model answer, of the source notebooks, except the
+  lines of the kit's own code (`kit/`, `data/`) whose API these solutions call;
 - any file of the hidden checks (`autograder/checks/hidden/`: the accuracy checks, their
-  thresholds and the calibration data), except imports and the lines that the public checks
-  share with them (public by definition).
+  thresholds and the calibration data), except imports and the lines that they share with the
+  public checks (public by definition) or with the project's generic code, the grader's own
+  modules (`autograder/*.py`), `kit/` and `data/` (such as `@dataclass(frozen=True)`).
 
 A line that the student files show by design (a line of a stub or of a notebook outside its
 solution and hidden regions) is not a secret, wherever else it appears.
+
+Nor may any other working implementation of what the student writes reach them: `scan` also
+flags the kit's batched sampler (a definition of `sample_tasks` or `TaskBatches`, or its
+module `kit/episodes.py`) and any LSTM model outside the stub `models.py` (`nn.LSTM(`).
 
 `scan` looks for each secret, as a whole line (surrounding spaces and a trailing comment
 ignored), in every text file of a set of files, reading notebooks cell by cell; it also flags
@@ -38,6 +44,15 @@ PUBLIC_CHECKS = Path("autograder/checks/public")
 NOTEBOOK_REGION = re.compile(r"### BEGIN (?:HIDDEN TESTS|SOLUTION)\n(.*?)### END", re.DOTALL)
 SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.DOTALL)
 IMPORT = re.compile(r"^(?:import \S|from \S+ import )")  # imports name modules, not secrets
+# Working implementations of the homework that the kit holds: name -> what it is.
+IMPLEMENTATIONS = {
+    re.compile(r"^\s*(?:def sample_tasks|class TaskBatches)\b", re.MULTILINE): (
+        "the kit's batched sampler (kit.episodes.sample_tasks does what _sample asks)"
+    ),
+    re.compile(r"\bnn\.LSTM\(|\btorch\.nn\.LSTM\("): "an LSTM model outside the stub models.py",
+}
+IMPLEMENTATION_FILES = {"kit/episodes.py": "the kit's batched sampler module"}
+STUB_MODEL = "models.py"  # the stub's __init__ builds the LSTMs by design; forward is the work
 
 
 @dataclass(frozen=True)
@@ -79,10 +94,15 @@ def secrets(notebook_sources: dict[str, bytes], root: Path = REPO_ROOT) -> list[
         shown = _lines(SOLUTION_REGION.sub("", text), MIN_SOLUTION_LINE)  # the stub shows these
         for region in solution_regions(text):
             add(_lines(region, MIN_SOLUTION_LINE) - shown, origin)
+    runtime = set()
+    for path in sorted([*(root / "kit").rglob("*.py"), *(root / "data").rglob("*.py")]):
+        runtime |= _lines(path.read_text(), MIN_SOLUTION_LINE)
     for origin, content in sorted(notebook_sources.items()):
         cells = nbformat.reads(content.decode(), 4).cells
         answers = {i for i, c in enumerate(cells) if c.cell_type == "markdown" and _is_solution(c)}
-        shown = set()  # what the student notebook shows: every other line of every other cell
+        # What the student notebook shows: every other line of every other cell, and the kit's
+        # own code, whose API the notebook's solutions call (`config = TrainConfig(`).
+        shown = set(runtime)
         for index, cell in enumerate(cells):
             if index not in answers:
                 shown |= _lines(NOTEBOOK_REGION.sub("", cell.source), MIN_SOLUTION_LINE)
@@ -92,12 +112,20 @@ def secrets(notebook_sources: dict[str, bytes], root: Path = REPO_ROOT) -> list[
             for region in NOTEBOOK_REGION.findall(cell.source):
                 add(_lines(region, MIN_SOLUTION_LINE) - shown, origin)
     public = set()
-    for path in sorted((root / PUBLIC_CHECKS).rglob("*.py")):
+    for path in shared_code(root):
         public |= _lines(path.read_text(), MIN_HIDDEN_LINE)
     for path in hidden_files(root):
         lines = _lines(path.read_text(errors="replace"), MIN_HIDDEN_LINE) - public
         add({line for line in lines if not IMPORT.match(line)}, path.relative_to(root).as_posix())
     return [Secret(line, origin) for line, origin in found.items()]
+
+
+def shared_code(root: Path = REPO_ROOT) -> list[Path]:
+    """The code whose lines are not secrets even when a hidden check has them too: the public
+    checks, the grader's own modules, `kit/` and `data/`."""
+    folders = [root / PUBLIC_CHECKS, root / "kit", root / "data"]
+    found = [path for folder in folders for path in sorted(folder.rglob("*.py"))]
+    return found + sorted((root / "autograder").glob("*.py"))
 
 
 def _is_solution(cell) -> bool:
@@ -140,8 +168,31 @@ def scan(files: dict[str, bytes], secret_lines: list[Secret], root: Path = REPO_
     for name, content in sorted(files.items()):
         if PurePosixPath(name).name in hidden_names:
             hits.append(Hit(name, Secret(PurePosixPath(name).name, "a hidden-check file name")))
+        hits.extend(implementations(name, content))
         lines = readable_lines(name, content)
         hits.extend(Hit(name, secret) for secret in secret_lines if secret.line in lines)
+    return hits
+
+
+def implementations(name: str, content: bytes) -> list[Hit]:
+    """A `Hit` for each working implementation of the homework (`IMPLEMENTATIONS`) in file
+    `name` of a package (or of its zip, under one top folder)."""
+    path = PurePosixPath(name)
+    relative = [path.as_posix(), PurePosixPath(*path.parts[1:]).as_posix()]
+    hits = [
+        Hit(name, Secret(known, what))
+        for known, what in IMPLEMENTATION_FILES.items()
+        if known in relative
+    ]
+    if path.suffix not in (".py", ".ipynb"):
+        return hits
+    text = "\n".join(sorted(readable_lines(name, content)))
+    for pattern, what in IMPLEMENTATIONS.items():
+        if "LSTM" in what and STUB_MODEL in relative:
+            continue
+        found = pattern.search(text)
+        if found:
+            hits.append(Hit(name, Secret(found.group(0).strip(), what)))
     return hits
 
 

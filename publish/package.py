@@ -4,7 +4,10 @@ Built from an explicit list, `CONTENTS`: each entry names a path in the package 
 repository path it comes from, either a file generated earlier in the pipeline (the stubs, the
 student notebooks, the handout) or a committed file or folder (the runtime the student's tools
 import). Adding a module to the package is one entry here, plus the tests that use it from an
-unpacked package. Before anything is written, `publish.leaks` scans the package for every
+unpacked package. An `optional` entry is skipped while its source does not exist (a module
+another branch is adding); a `grader` entry is the grader's own code, shipped with its
+`autograder.X` imports pointed at `check.X` (each such X must be shipped too). The package
+also gets `check/points.json`, the hidden points that `python -m check` says remain. Before anything is written, `publish.leaks` scans the package for every
 solution line, hidden test, model answer and hidden-check line, and refuses to build it on a
 hit.
 
@@ -15,12 +18,14 @@ give the same bytes (and `python -m publish --check` can compare them).
 from __future__ import annotations
 
 import io
+import json
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from kit.submission import REPO_ROOT
-from publish import leaks
+from publish import leaks, points
 
 NAME = "blackbox-student"
 FOLDER = f"dist/{NAME}"
@@ -35,6 +40,8 @@ class Entry:
 
     name: str
     source: str
+    optional: bool = False  # skipped while `source` does not exist
+    grader: bool = False  # the grader's code: `autograder.X` imports become `check.X`
 
 
 CONTENTS = (
@@ -45,9 +52,32 @@ CONTENTS = (
     Entry("models.py", "assignment/models.py"),
     Entry("episodes.ipynb", "assignment/episodes.ipynb"),
     Entry("learning_curves.ipynb", "assignment/learning_curves.ipynb"),
-    # Part B adds the runtime here: Omniglot acquisition (data/), the DataLoader wrapper, the
-    # trainer and plots (kit/), and the public checks with their runner (check/).
+    # The runtime: Omniglot acquisition and cache, the DataLoader wrapper around the student's
+    # DataGenerator (not the kit's batched sampler, kit/episodes.py), the trainer and plots.
+    Entry("data", "data"),
+    Entry("kit/__init__.py", "kit/__init__.py"),
+    Entry("kit/loader.py", "kit/loader.py"),
+    Entry("kit/submission.py", "kit/submission.py"),
+    Entry("kit/notebook.py", "kit/notebook.py"),
+    Entry("kit/plots.py", "kit/plots.py"),
+    Entry("kit/train.py", "kit/train.py"),
+    Entry("kit/step.py", "kit/step.py"),  # train_step, the recipe
+    # The public checks and their runner, `python -m check` (see publish/check/__init__.py).
+    Entry("check", "publish/check"),
+    Entry("check/child.py", "autograder/child.py", grader=True),
+    Entry("check/feedback.py", "autograder/feedback.py", grader=True),
+    Entry("check/identity.py", "autograder/identity.py", grader=True),
+    Entry(
+        "check/checks/test_episodes.py", "autograder/checks/public/test_episodes.py", grader=True
+    ),
+    Entry("check/checks/test_model.py", "autograder/checks/public/test_model.py", grader=True),
 )
+POINTS_FILE = "check/points.json"
+GRADER_IMPORT = re.compile(r"^(\s*)(from|import) autograder\.(\w+)", re.MULTILINE)
+GRADER_NAME = re.compile(r"\bautograder\.(\w+)")  # in imports and in prose alike
+# Grader modules that the package replaces by its own: the grader's runner (the sandbox) by the
+# check runner's plain child session, which defines the same `ChildError`, `Reply`, `call`.
+REPLACED = {"runner": "session"}
 
 
 class LeakError(RuntimeError):
@@ -67,23 +97,57 @@ def _committed(source: str, root: Path) -> dict[str, bytes]:
     raise FileNotFoundError(f"the package entry's source {source} does not exist in {root}")
 
 
+def grader_module(source: bytes) -> tuple[bytes, set[str]]:
+    """The grader's module `source` with every `autograder.X` (imports and prose) pointed at
+    `check.X`; also the set of the X it imports (each must be shipped as `check/X.py`)."""
+    text = source.decode()
+    needed = {
+        REPLACED.get(match.group(3), match.group(3)) for match in GRADER_IMPORT.finditer(text)
+    }
+    shipped = GRADER_NAME.sub(lambda match: f"check.{REPLACED.get(match[1], match[1])}", text)
+    return shipped.encode(), needed
+
+
 def package_files(
     generated: dict[str, bytes], root: Path = REPO_ROOT, contents: tuple[Entry, ...] = CONTENTS
 ) -> dict[str, bytes]:
     """Path in the package -> bytes, for every entry of `contents`; `generated` (repository
     path -> bytes) holds what earlier steps made, which wins over the committed files."""
     files: dict[str, bytes] = {}
+    needed: dict[str, str] = {}  # check/X.py a grader module imports -> the module
     for entry in contents:
         if entry.source in generated:
             found = {"": generated[entry.source]}
+        elif entry.optional and not (root / entry.source).exists():
+            continue
         else:
             found = _committed(entry.source, root)
         for relative, content in found.items():
             name = f"{entry.name}/{relative}" if relative else entry.name
             if name in files:
                 raise ValueError(f"two package entries write {name}")
+            if entry.grader:
+                content, imports = grader_module(content)
+                needed.update({f"check/{module}.py": entry.source for module in imports})
             files[name] = content
+    for name, importer in sorted(needed.items()):
+        if name not in files:
+            raise ValueError(
+                f"{importer} imports check.{name[6:-3]}, which the student package does "
+                f"not ship: add it to publish/package.py's CONTENTS (if students may see it) "
+                "or stop importing it from the public checks"
+            )
     return dict(sorted(files.items()))
+
+
+def points_file(root: Path = REPO_ROOT, hints: str = "steps") -> bytes:
+    """`check/points.json`: the public and hidden points of the grader's checks, and the hint
+    level of the course (the checks' feedback follows it, as the student files do)."""
+    checks = points.grader_checks(root / "autograder" / "checks")
+    public = sum(check.points for check in checks if check.visibility == "visible")
+    hidden = sum(check.points for check in checks if check.visibility != "visible")
+    settings = {"public": public, "hidden": hidden, "hints": hints}
+    return (json.dumps(settings, indent=2) + "\n").encode()
 
 
 def zip_bytes(files: dict[str, bytes], top: str = NAME) -> bytes:
@@ -103,6 +167,7 @@ def build(
     notebook_sources: dict[str, bytes],
     root: Path = REPO_ROOT,
     contents: tuple[Entry, ...] = CONTENTS,
+    hints: str = "steps",
 ) -> dict[str, bytes]:
     """Repository path -> bytes of the package folder's files and of the zip.
 
@@ -110,6 +175,8 @@ def build(
         LeakError: the package would hold a secret; the message names each hit.
     """
     files = package_files(generated, root, contents)
+    files[POINTS_FILE] = points_file(root, hints)
+    files = dict(sorted(files.items()))
     hits = leaks.scan(files, leaks.secrets(notebook_sources, root), root)
     if hits:
         shown = "; ".join(str(hit) for hit in hits[:5])

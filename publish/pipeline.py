@@ -84,7 +84,7 @@ def build_handout(outputs: Outputs, settings: Settings) -> Outputs:
 
 def build_package(outputs: Outputs, settings: Settings) -> Outputs:
     sources = {f"{notebooks.SOURCE_FOLDER}/{n}": c for n, c in notebook_sources(outputs).items()}
-    return package.build(outputs, sources, settings.root)
+    return package.build(outputs, sources, settings.root, hints=settings.hints)
 
 
 STEPS: tuple[tuple[str, Callable[[Outputs, Settings], Outputs]], ...] = (

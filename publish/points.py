@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
+import hashlib
 import io
 import json
 import os
@@ -83,6 +85,21 @@ def grader_checks(checks: Path = CHECKS) -> list[Check]:
     Raises:
         RuntimeError: the checks could not be collected.
     """
+    return list(_collected(checks, _digest(checks)))
+
+
+def _digest(checks: Path) -> str:
+    """A digest of the check files and the grader's plugin: what a collection reads."""
+    digest = hashlib.sha256()
+    for path in [*sorted(checks.rglob("*.py")), REPO_ROOT / "autograder" / "plugin.py"]:
+        digest.update(str(path).encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
+    return digest.hexdigest()
+
+
+@functools.cache
+def _collected(checks: Path, digest: str) -> tuple[Check, ...]:
+    """`grader_checks`, collected once per process for each content of the checks (the
+    handout and the package both need them)."""
     done = subprocess.run(
         [sys.executable, "-m", "publish.points", str(checks)],
         check=False,
@@ -92,7 +109,7 @@ def grader_checks(checks: Path = CHECKS) -> list[Check]:
     )
     if done.returncode != 0:
         raise RuntimeError(f"the grader's checks could not be collected: {done.stderr[-2000:]}")
-    return [Check(**record) for record in json.loads(done.stdout)]
+    return tuple(Check(**record) for record in json.loads(done.stdout))
 
 
 def collect(checks: Path) -> list[Check]:

@@ -8,6 +8,7 @@ write and check its outputs in temporary folders.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from publish.notebooks import SOURCE_FOLDER
 
 from .conftest import REPO
 
-PACKAGE_NAMES = {
+PACKAGE_NAMES = {  # what the package's top folder holds
     "README.md",
     "SUBMIT.md",
     "requirements.txt",
@@ -31,6 +32,9 @@ PACKAGE_NAMES = {
     "models.py",
     "episodes.ipynb",
     "learning_curves.ipynb",
+    "data",
+    "kit",
+    "check",
 }
 
 
@@ -276,7 +280,12 @@ def test_the_package_holds_exactly_its_list_in_folder_and_zip(published):
         for path, content in published.items()
         if path.startswith(f"{package.FOLDER}/")
     }
-    assert set(folder) == PACKAGE_NAMES == {entry.name for entry in package.CONTENTS}
+    assert {name.split("/")[0] for name in folder} == PACKAGE_NAMES
+    for entry in package.CONTENTS:
+        if not entry.optional:
+            assert any(n == entry.name or n.startswith(f"{entry.name}/") for n in folder), entry
+    assert "kit/episodes.py" not in folder and "kit/loader.py" in folder
+    assert set(json.loads(folder[package.POINTS_FILE])) == {"public", "hidden", "hints"}
     assert folder["README.md"] == published["handout/README.md"]
     assert folder["models.py"] == published["assignment/models.py"]
     members = leaks.zip_members(published[package.ZIP])
@@ -386,3 +395,49 @@ def test_the_zip_unpacks_into_one_folder_of_plain_files(published, tmp_path):
     assert {p.name for p in (tmp_path / package.NAME).iterdir()} == PACKAGE_NAMES
     assert modes == {0o644}
     nbformat.validate(nbformat.read(tmp_path / package.NAME / "episodes.ipynb", 4))
+
+
+def test_the_grader_modules_ship_with_check_imports_and_a_missing_one_fails(tmp_path):
+    """Are `autograder.X` imports (and prose) of a shipped grader module pointed at `check.X`,
+    is an optional entry skipped while absent, and does a grader module that imports an
+    unshipped grader module stop the build?"""
+    (tmp_path / "grader").mkdir()
+    (tmp_path / "grader" / "feedback.py").write_text("BUGS = {}\n")
+    (tmp_path / "grader" / "session.py").write_text("class ChildError(Exception): ...\n")
+    (tmp_path / "grader" / "test_x.py").write_text(
+        '"""See `autograder.feedback.BUGS`."""\nfrom autograder.feedback import BUGS\n'
+        "from autograder.runner import ChildError\n"
+    )
+    contents = (
+        package.Entry("check/feedback.py", "grader/feedback.py", grader=True),
+        package.Entry("check/checks/test_x.py", "grader/test_x.py", grader=True),
+        package.Entry("kit/step.py", "kit/step.py", optional=True),
+        package.Entry("check/session.py", "grader/session.py"),
+    )
+    built = package.package_files({}, tmp_path, contents)
+    assert built["check/checks/test_x.py"] == (
+        b'"""See `check.feedback.BUGS`."""\nfrom check.feedback import BUGS\n'
+        b"from check.session import ChildError\n"  # the grader's runner is replaced
+    )
+    assert "kit/step.py" not in built
+    with pytest.raises(ValueError, match="imports check.feedback, which the student"):
+        package.package_files({}, tmp_path, contents[1:])
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "what"),
+    [
+        ("kit/train.py", "def sample_tasks(images, N, K, B, rng):", "batched sampler"),
+        ("kit/plots.py", "class TaskBatches:", "batched sampler"),
+        ("kit/extra.py", "        self.lstm = nn.LSTM(784, 128)", "LSTM model"),
+        ("kit/episodes.py", "x = 1", "batched sampler module"),
+    ],
+)
+def test_the_scan_flags_any_working_implementation_of_the_homework(published, name, line, what):
+    """Is the kit's batched sampler, its module, or an LSTM model outside the stub found?"""
+    members = leaks.zip_members(published[package.ZIP])
+    key = f"{package.NAME}/{name}"
+    leaky = dict(members, **{key: members.get(key, b"") + f"\n{line}\n".encode()})
+    hits = [hit for hit in leaks.scan(leaky, []) if hit.file == key]
+    assert len(hits) == 1 and what in hits[0].secret.origin
+    assert leaks.scan(members, []) == []  # the stub models.py builds its LSTMs by design

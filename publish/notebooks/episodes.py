@@ -44,7 +44,7 @@ check their properties.
                     "import numpy as np",
                     "import torch",
                     "from data import load_splits",
-                    "from kit.episodes import task_loader",
+                    "from kit.loader import task_loader",
                     "from kit.plots import plot_task, plot_tasks",
                     "from kit.submission import load_submission",
                 ),

@@ -202,21 +202,21 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
 
 def reference_loss(preds: np.ndarray, labels: np.ndarray) -> float:
     """Mean cross-entropy of the query row, in float64: the value the spec fixes."""
-    N = preds.shape[-1]
-    return cross_entropy(preds[:, -1].reshape(-1, N), labels[:, -1].reshape(-1, N).argmax(-1))
+    n = preds.shape[-1]  # N classes
+    return cross_entropy(preds[:, -1].reshape(-1, n), labels[:, -1].reshape(-1, n).argmax(-1))
 
 
 def known_wrong_losses(preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """The values of classic wrong losses on the query row, by the key of their message."""
-    N = preds.shape[-1]
+    n = preds.shape[-1]  # N classes
     query, targets = preds[:, -1], labels[:, -1]  # [B, N, N]
-    by_column = query.transpose(0, 2, 1).reshape(-1, N)  # softmax over dim 1: query positions
+    by_column = query.transpose(0, 2, 1).reshape(-1, n)  # softmax over dim 1: query positions
     return {
         # F.cross_entropy(preds[:, -1], labels[:, -1].argmax(-1)) and the soft-target variant
         # F.cross_entropy(preds[:, -1], labels[:, -1]): classes read from dimension 1.
         "loss_3d": cross_entropy(by_column, targets.argmax(-1).reshape(-1)),
         "loss_3d_soft": cross_entropy(by_column, targets.argmax(-2).reshape(-1)),
-        "loss_target_axis": cross_entropy(query.reshape(-1, N), targets.argmax(-2).reshape(-1)),
+        "loss_target_axis": cross_entropy(query.reshape(-1, n), targets.argmax(-2).reshape(-1)),
     }
 
 
