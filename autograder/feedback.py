@@ -355,7 +355,12 @@ def feedback_lines(failed: list, width: int = 100) -> list[str]:
         stub = STUB.search(record.message)
         if stub is None:
             lines.append(
-                textwrap.fill(f"- {record.name}: {record.message}", width, subsequent_indent="  ")
+                textwrap.fill(
+                    f"- {record.name}: {record.message}",
+                    width,
+                    subsequent_indent="  ",
+                    break_on_hyphens=False,
+                )
             )
         else:
             stubs.setdefault((stub["file"], stub["name"]), []).append(record.name)
