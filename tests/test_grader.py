@@ -166,6 +166,16 @@ BROKEN = {
         PUBLIC, lost(forward_creates_its_tensors_on_the_inputs_device="device_mismatch"), 1
     ),
     "float64_logits": Bug(PUBLIC, {}, 0),
+    # Run in float64 by the child, so only the output check (and the device check: a tensor
+    # made from NumPy is on the CPU) is lost.
+    "float64_tensor_in_forward": Bug(
+        PUBLIC,
+        {
+            SHAPE_CHECK: BUGS["dtype_mismatch"],
+            "forward creates its tensors on the inputs device": BUGS["device_mismatch"],
+        },
+        5,
+    ),
     # -- loss_function ----------------------------------------------------------------------
     "loss_all_rows": Bug(
         PUBLIC,
