@@ -28,6 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+# Words of PyTorch's dtype-mismatch errors (a float64 tensor created in forward meeting float32
+# weights): "RNN input dtype (torch.float64) does not match weight dtype", "expected scalar type
+# Float but found Double", "mat1 and mat2 must have the same dtype".
+DTYPE_ERRORS = ("does not match weight dtype", "found Double", "must have the same dtype")
 OUTPUT_CAP = 64 * 1024  # characters of printed output kept per stream; the rest is counted
 
 
@@ -186,7 +190,8 @@ class Harness:
         """A fresh MANN (seeded) applied to each input pair; returns preds and the inputs after.
 
         `result["in_place"][i]` names the inputs of pair i that forward changed in place (their
-        version counter moved), also when it restored their values. Param `device` ("meta"
+        version counter moved), also when it restored their values. `result["float64"]`: forward
+        failed on a dtype mismatch in float32 and ran with the model and inputs in float64. Param `device` ("meta"
         simulates a GPU: a tensor forward creates on the CPU then meets the inputs' device).
         """
         import torch
@@ -195,12 +200,24 @@ class Harness:
         model = self.new_model(p)
         device = p.get("device") or self.device
         model = model.to(device)
-        result, arrays = {"types": [], "in_place": []}, {}
+        result, arrays = {"types": [], "in_place": [], "float64": False}, {}
         for i in range(p["pairs"]):
             images = self.tensor(self.array(request, f"images{i}")).to(device)
             labels = self.tensor(self.array(request, f"labels{i}")).to(device)
+            if result["float64"]:
+                images, labels = images.double(), labels.double()
             versions = images._version, labels._version
-            preds = model(images, labels)
+            try:
+                preds = model(images, labels)
+            except (RuntimeError, ValueError) as error:
+                # A float64 tensor created in forward met the float32 weights: run the model
+                # in float64 so that the rest of its logic can still be judged.
+                if result["float64"] or not any(w in str(error) for w in DTYPE_ERRORS):
+                    raise
+                result["float64"], model = True, model.double()
+                images, labels = images.double(), labels.double()
+                versions = images._version, labels._version
+                preds = model(images, labels)
             result["types"].append(type(preds).__name__)
             changed = [
                 name

@@ -122,6 +122,11 @@ STEPS = {  # --hints steps: the likely bug and its fix, code-level
         "graded there): create tensors from the inputs, torch.zeros_like(labels[:, -1:]) or "
         "torch.zeros(..., device=labels.device, dtype=labels.dtype)"
     ),
+    "dtype_mismatch": (
+        "forward creates a float64 tensor (torch.tensor or torch.from_numpy of a NumPy array, or "
+        "dtype=torch.float64) that meets the float32 weights: create tensors with the inputs' "
+        "dtype, torch.zeros_like(labels[:, -1:]) or torch.zeros(..., dtype=labels.dtype)"
+    ),
     "label_leak": (
         "query labels leaked into the model: its predictions change when the query labels "
         "change; feed zeros in place of row K's labels (torch.zeros_like + torch.cat), never "
@@ -268,6 +273,10 @@ OUTLINE = {
         "forward creates a tensor on the CPU while its inputs are on another device (the GPU when "
         "graded there): create every new tensor on the inputs' device, with their dtype"
     ),
+    "dtype_mismatch": (
+        "forward creates a float64 tensor that meets the float32 weights: create every new "
+        "tensor with the inputs' dtype (and device)"
+    ),
     "label_leak": (
         "query labels leaked into the model: its predictions change when the query labels "
         "change; feed zeros in place of row K's labels, never the true ones"
@@ -355,7 +364,12 @@ def feedback_lines(failed: list, width: int = 100) -> list[str]:
         stub = STUB.search(record.message)
         if stub is None:
             lines.append(
-                textwrap.fill(f"- {record.name}: {record.message}", width, subsequent_indent="  ")
+                textwrap.fill(
+                    f"- {record.name}: {record.message}",
+                    width,
+                    subsequent_indent="  ",
+                    break_on_hyphens=False,
+                )
             )
         else:
             stubs.setdefault((stub["file"], stub["name"]), []).append(record.name)

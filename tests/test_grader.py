@@ -74,6 +74,16 @@ BROKEN = {
     "sampler_float64_labels": Bug(PUBLIC, {TYPE_CHECK: BUGS["sample_dtype"]}, 4),
     "sampler_int_one_hots": Bug(PUBLIC, {TYPE_CHECK: BUGS["sample_dtype"]}, 4),
     "sampler_returns_tensors": Bug(PUBLIC, {TYPE_CHECK: BUGS["sample_tensors"]}, 4),
+    "sampler_returns_lists": Bug(
+        PUBLIC,
+        {
+            TYPE_CHECK: BUGS["sample_shape"],
+            "a dataloader stacks tasks into batches of the documented shapes": not_judged(
+                TYPE_CHECK
+            ),
+        },
+        5,
+    ),
     "classes_with_replacement": Bug(
         PUBLIC, lost(the_n_classes_are_distinct_characters="classes_repeat"), 2
     ),
@@ -156,6 +166,16 @@ BROKEN = {
         PUBLIC, lost(forward_creates_its_tensors_on_the_inputs_device="device_mismatch"), 1
     ),
     "float64_logits": Bug(PUBLIC, {}, 0),
+    # Run in float64 by the child, so only the output check (and the device check: a tensor
+    # made from NumPy is on the CPU) is lost.
+    "float64_tensor_in_forward": Bug(
+        PUBLIC,
+        {
+            SHAPE_CHECK: BUGS["dtype_mismatch"],
+            "forward creates its tensors on the inputs device": BUGS["device_mismatch"],
+        },
+        5,
+    ),
     # -- loss_function ----------------------------------------------------------------------
     "loss_all_rows": Bug(
         PUBLIC,
@@ -332,7 +352,7 @@ def test_a_broken_submission_loses_exactly_the_checks_of_its_bug(gradings, name)
     for check, message in bug.loses.items():
         messages = [m for m in graded.messages(check) if m]
         assert messages and all(message in m for m in messages), messages
-        assert message[:50] in graded.stdout.replace("\n", " ").replace("  ", " ")
+        assert " ".join(message[:50].split()) in " ".join(graded.stdout.split())
     if bug.points_lost is not None:
         total = sum(t["max_score"] for t in graded.results["tests"])
         assert total - graded.results["score"] == bug.points_lost

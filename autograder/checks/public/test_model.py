@@ -81,6 +81,8 @@ def forward(
         arrays[f"images{i}"], arrays[f"labels{i}"] = images, labels
     reply = call_forward(child, grading, arrays, num_shots, num_classes, pairs=len(pairs))
     message = BUGS["forward_shape"] if root else not_judged(SHAPE_CHECK)
+    if root and reply.result.get("float64"):  # the child could run forward in float64 only
+        fail(BUGS["dtype_mismatch"], "forward fails on float32 inputs with a dtype mismatch")
     out = []
     for i in range(len(pairs)):
         preds = reply.arrays[f"preds{i}"]
