@@ -28,7 +28,21 @@ ATTEMPTS = 1  # fresh initialisations per check: the recipe leaves no seed on th
 STOP_MARGIN = 0.03  # stop training once the stop-check accuracy >= threshold + this
 THRESHOLD = 0.85
 
-CALIBRATION = """filled in from the study"""
+# Calibration (2026-12-04; README, "Accuracy checks and their calibration", has the whole text).
+# The plateau study (results/plateau/runs.jsonl): with the recipe every seed left chance by step
+# 200 (hence one attempt, and give_up = 600, three times the worst escape); the reference ends
+# 1-shot 2-way at 89.8-91.5% (3000 steps) and 2-shot 2-way at 93.8-94.7% (2000 steps).
+# False failure of a correct submission, per check:
+#   (a) stop on a lucky stop check: stop (2000 tasks) and score (3000 tasks) are independent
+#       samples; per-task sd 0.24 -> sd of their difference 0.24 * sqrt(1/2000 + 1/3000) = 0.68
+#       points; stopping at threshold + 3 and scoring below the threshold is a 4.4-sd event,
+#       5.7e-6 per look, <= 1.7e-4 per check over up to 30 looks (union bound);
+#   (b) the full budget ends below 85%: > 5 sd of the seeds' final accuracies away;
+#   (c) still at chance after 600 steps: no seed measured was after 200.
+# Four checks: < 1e-3 per grading. Rests on 2 to 5 seeds per setting, not 16 (shared CPU).
+# Measured through the grader (calibration_recipe_local_cpu.json): the reference 64/64, its
+# trainings stopping after 800, 800, 800, 500 steps at 88.9, 88.8, 89.3, 87.9%; the corpus's
+# chance-level submission gave up after 600 steps at 49.6%.
 
 
 @dataclass(frozen=True)
