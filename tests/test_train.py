@@ -421,3 +421,17 @@ def test_kit_step_imports_only_the_standard_library_and_torch():
         for alias in node.names
     }
     assert roots <= {"__future__", "math", "dataclasses", "torch"}, roots
+
+
+def test_the_stub_error_suggests_solutions_only_where_there_is_one(monkeypatch):
+    """The student package has no solutions/: its stub error must not point there."""
+    import kit.train
+
+    try:
+        raise NotImplementedError
+    except NotImplementedError as error:
+        raised = error
+    assert "--code solutions" in kit.train.unimplemented_message(raised)
+    monkeypatch.setattr(kit.train, "REPO_ROOT", Path("/nonexistent"))
+    message = kit.train.unimplemented_message(raised)
+    assert "--code solutions" not in message and "numbered steps" in message
