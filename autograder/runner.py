@@ -316,10 +316,10 @@ class ChildSession:
         return markers[-1].name.removeprefix("importing-") if markers else None
 
     def _too_slow(self, io: Path, request_id: str, params: dict, elapsed: float) -> str | None:
-        """For a training (`steps` in its parameters): why it is `BEHIND_FACTOR` times behind its
-        schedule, if it is: `STARTUP_SECONDS`, then `per_step` seconds a step (by default what the call's timeout
-        allows beyond the startup, so this stops early a training that its timeout would stop
-        late). `child.py` writes the steps done to `progress-<id>`."""
+        """For a training (`steps` in its parameters): why it is `BEHIND_FACTOR` times behind
+        its schedule, if it is: `STARTUP_SECONDS`, then `per_step` seconds a step (by default
+        what the call's timeout allows beyond the startup, so this stops early a training that
+        its timeout would stop late). `child.py` writes the steps done to `progress-<id>`."""
         per_step = params.get("per_step")
         if per_step is None and params.get("steps"):  # the training timeout is startup + steps
             per_step = (params["timeout"] - STARTUP_SECONDS) / params["steps"]

@@ -41,9 +41,15 @@ REPO = Path(__file__).resolve().parent.parent
 SUBMISSION_FILES = ("load_data.py", "models.py")
 
 
+FIRST = ("hangs_in_forward", "raises_at_import", "accuracy_at_chance")  # then the rest, sorted
+
+
 def bases() -> list[tuple[str, Path]]:
-    """(kind, folder) of every submission a class is made of."""
+    """(kind, folder) of every submission a class is made of: the reference, the stubs, a
+    stuck, a broken and a chance-level one first (so that `--grade 5` samples each), then
+    the rest of `tests/submissions/`."""
     corpus = sorted(p for p in (REPO / "tests" / "submissions").iterdir() if p.is_dir())
+    corpus.sort(key=lambda p: FIRST.index(p.name) if p.name in FIRST else len(FIRST))
     return [("correct", REPO / "solutions"), ("stubs", REPO / "assignment")] + [
         (p.name, p) for p in corpus
     ]

@@ -62,6 +62,8 @@ def add_rows_option(parser, name: str) -> None:
 
 
 def append_rows(path: Path, rows: list[dict]) -> None:
-    """Add `rows` to the `{"rows": [...]}` file at `path` (made if missing), atomically."""
-    previous = json.loads(path.read_text())["rows"] if path.is_file() else []
-    write_json(path, {"rows": previous + rows})
+    """Add `rows` to the `{"rows": [...]}` file at `path` (made if missing, other keys kept),
+    atomically."""
+    payload = json.loads(path.read_text()) if path.is_file() else {}
+    payload["rows"] = payload.get("rows", []) + rows
+    write_json(path, payload)
