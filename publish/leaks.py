@@ -2,7 +2,8 @@
 
 A secret is a non-trivial line of:
 
-- a solution region (`### BEGIN SOLUTION` ... `### END SOLUTION`) of `solutions/*.py`;
+- a solution region (`### BEGIN SOLUTION` ... `### END SOLUTION`) of `solutions/*.py`, except
+  the lines that the public checks (shipped by design) hold too;
 - a solution or hidden-test region, or a model answer, of the source notebooks, except the
   lines of the kit's own code (`kit/`, `data/`) whose API these solutions call;
 - any file of the hidden checks (`autograder/checks/hidden/`: the accuracy checks, their
@@ -88,10 +89,14 @@ def secrets(notebook_sources: dict[str, bytes], root: Path = REPO_ROOT) -> list[
         for line in sorted(lines):
             found.setdefault(line, origin)
 
+    public_lines = set()
+    for path in sorted((root / PUBLIC_CHECKS).rglob("*.py")):
+        public_lines |= _lines(path.read_text(), MIN_SOLUTION_LINE)
     for name in SUBMISSION_FILES:
         origin = f"solutions/{name}"
         text = (root / origin).read_text()
         shown = _lines(SOLUTION_REGION.sub("", text), MIN_SOLUTION_LINE)  # the stub shows these
+        shown |= public_lines  # and so do the public checks (`N = preds.shape[-1]`)
         for region in solution_regions(text):
             add(_lines(region, MIN_SOLUTION_LINE) - shown, origin)
     runtime = set()
