@@ -71,7 +71,7 @@ OPTIONS = (
     ),
     Option(
         "--accuracy-attempts",
-        "fresh models an accuracy check may train before it fails (default: the hidden setting, 3)",
+        "fresh models an accuracy check may train before it fails (default: the hidden setting, 1)",
         int,
         None,
     ),

@@ -102,7 +102,7 @@ def trainings(request, grading, splits, train_images_file):
     yield futures
     pool.shutdown(cancel_futures=True)
     for future in futures.values():
-        if future.done() and future.exception() is None:
+        if future.done() and not future.cancelled() and future.exception() is None:
             keep_output(request.config, future.result()[1])
 
 
