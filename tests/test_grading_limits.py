@@ -140,7 +140,9 @@ def test_a_training_far_slower_than_its_allowance_is_stopped_after_its_first_ste
 
 
 def test_the_deadline_stops_a_slow_training_and_keeps_what_was_graded(tmp_path):
-    folder = submission(tmp_path / "slow_trainer", slow_forward(0.05))  # ~4x the allowance
+    # 0.2 s a step, half the per-step allowance (not stopped by fail-fast), but even the
+    # earliest stop of a check (500 steps) then needs 100 s: none can finish by the deadline.
+    folder = submission(tmp_path / "slow_trainer", slow_forward(0.2))
     out = tmp_path / "results.json"
     done = autograder(
         "grade",
