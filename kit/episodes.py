@@ -11,7 +11,7 @@ would take a noticeable share of each small training step on a CPU.
 
 It does what the homework's `_sample` asks, so it stays out of the student package; the
 DataLoader plumbing that any `DataGenerator` uses (`task_loader`, `reseed_worker`) lives in
-`kit.loader` and is re-exported here for the kit's own callers.
+`kit.loader`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from kit.loader import reseed_worker, task_loader
-
-__all__ = ["TaskBatches", "reseed_worker", "sample_tasks", "task_loader"]
+__all__ = ["TaskBatches", "sample_tasks"]
 
 
 def sample_tasks(

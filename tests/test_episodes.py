@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from kit.episodes import _distinct_integers, reseed_worker, sample_tasks, task_loader
+from kit.episodes import _distinct_integers, sample_tasks
+from kit.loader import reseed_worker, task_loader
 from kit.submission import load_submission
 
 from . import episode_checks as checks
