@@ -6,7 +6,7 @@
 Letters: B tasks per batch, K shots, N classes. On the real meta-train split, it times:
 
 - `_sample` per episode: the reference `DataGenerator._sample()` called in a Python loop;
-- DataLoader, 0 / 2 workers: `kit.episodes.task_loader` over that generator, batches
+- DataLoader, 0 / 2 workers: `kit.loader.task_loader` over that generator, batches
   `[B, K+1, N, 784]` moved to the device (2 workers: after the workers have started);
 - `sample_tasks`: the kit's vectorised sampler, one call per batch, moved to the device.
 
@@ -28,7 +28,8 @@ import torch
 
 from benchmarks.report import machine_state, print_table, write_json
 from data import OmniglotDataError, load_splits
-from kit.episodes import sample_tasks, task_loader
+from kit.episodes import sample_tasks
+from kit.loader import task_loader
 from kit.submission import load_submission
 from kit.train import resolve_device
 
