@@ -136,8 +136,8 @@ def watch_deadline(grading: Grading, outcomes: Outcomes, out: Path, finished: th
 
 
 def grade(args: argparse.Namespace) -> int:
+    from autograder.device import resolve_device
     from kit.submission import SUBMISSION_FILES
-    from kit.train import resolve_device
 
     folder = Path(args.submission)
     if not folder.is_dir():
@@ -147,7 +147,7 @@ def grade(args: argparse.Namespace) -> int:
     if not any((folder / name).is_file() for name in SUBMISSION_FILES):
         raise GradingError(f"{folder} holds neither load_data.py nor models.py")
     try:
-        device = str(resolve_device(args.device))
+        device = resolve_device(args.device)
     except ValueError as error:
         raise GradingError(str(error)) from None
     grading = Grading.from_namespace(args, submission=folder.resolve(), device=device)

@@ -128,18 +128,16 @@ def limit_findings() -> list[Finding]:
 
 
 def cuda_findings() -> list[Finding]:
-    import torch
-
     from autograder import sandbox
+    from autograder.device import PROBE, cuda_available
 
-    if not torch.cuda.is_available():
+    if not cuda_available():
         return [Finding("cuda", "ok", "no CUDA GPU visible to the grader: grading runs on CPU")]
     if not sandbox.sandbox_available():
         return [Finding("cuda", "ok", "CUDA visible (no sandbox to check inside)")]
-    code = "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)"
     with tempfile.TemporaryDirectory(prefix="autograder-probe-doctor-") as folder:
         sandbox.hand_over(Path(folder))
-        argv = sandbox.bwrap_argv(Path(folder), []) + [sys.executable, "-I", "-c", code]
+        argv = sandbox.bwrap_argv(Path(folder), []) + [sys.executable, "-I", "-c", PROBE]
         try:
             done = subprocess.run(argv, capture_output=True, timeout=120, check=False)
         except subprocess.TimeoutExpired:

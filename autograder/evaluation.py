@@ -27,12 +27,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from autograder.feedback import BUGS, fail
 from autograder.runner import ChildSession
+from data.omniglot import as_pixels
+from kit.accuracy import query_accuracy
 from kit.episodes import sample_tasks
-from kit.step import Recipe, query_accuracy
+from kit.recipe import Recipe
+
+# This process never imports torch (218 MB): the children train and predict, the grader only
+# samples tasks and scores predictions with NumPy. Its images stay the cache's uint8 (splits
+# loaded raw), converted with `as_pixels` only where a child needs float32.
 
 # Timeout allowance per step of 128 tasks: ~10x the reference's (1-shot 2-way, one thread,
 # about 0.02 s idle, 0.1 s measured on the 2 busy cores).
@@ -74,9 +79,15 @@ class Outcome:
 
 
 def save_train_images(train_images: np.ndarray, folder: Path) -> Path:
-    """The meta-train images `[C, D, 784]` as one read-only .npy the child may open."""
+    """The meta-train images `[C, D, 784]` (float or the cache's uint8) as one read-only
+    float32 .npy the children memory-map; written a slice at a time, so that this process
+    never holds a float32 copy of them."""
     path = Path(folder) / "train_images.npy"
-    np.save(path, train_images, allow_pickle=False)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=train_images.shape)
+    for start in range(0, len(train_images), 100):
+        out[start : start + 100] = as_pixels(train_images[start : start + 100])
+    out.flush()
+    del out
     path.chmod(0o444)
     return path
 
@@ -148,6 +159,7 @@ def query_tasks(images: np.ndarray, num_shots: int, num_classes: int, num_tasks:
     K, N = num_shots, num_classes
     rng = np.random.default_rng(seed)
     tasks, labels = sample_tasks(images, N, K, num_tasks, rng)  # [T, K+1, N, 784], [.., N]
+    tasks = as_pixels(tasks)  # float32, whether the split is raw uint8 or float
     hidden = labels.copy()
     hidden[:, K] = 0  # the child never sees the query labels
     return tasks, labels, hidden
@@ -164,7 +176,7 @@ def accuracy_of(child, tasks, labels, hidden, what: str, keep: str | None = None
         fail(BUGS["forward_shape"], f"predictions {preds.shape}, expected {labels.shape}")
     if not np.issubdtype(preds.dtype, np.floating) or not np.isfinite(preds).all():
         fail(BUGS["forward_shape"], f"predictions of dtype {preds.dtype} or not finite")
-    return query_accuracy(torch.from_numpy(preds), torch.from_numpy(labels)).mean().item()
+    return float(query_accuracy(preds, labels).mean())
 
 
 def meta_test_accuracy(
@@ -180,7 +192,8 @@ def meta_test_accuracy(
 
     Args:
         child: a `ChildSession` whose last `train` call left a trained model.
-        test_images: float32 `[C, D, 784]`, the meta-test characters (grader side only).
+        test_images: `[C, D, 784]`, the meta-test characters (grader side only), float or
+            the cache's uint8.
         seed: seed of the tasks; the same seed gives the same tasks on every run.
         what: the submission code the call runs, for messages.
     """

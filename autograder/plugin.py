@@ -131,7 +131,7 @@ def check_name(item: pytest.Item) -> str:
 
 
 def report_header(config: pytest.Config) -> list[str]:
-    import torch
+    from importlib.metadata import version  # not `import torch`: this process never loads it
 
     from data import ARCHIVES, EXPECTED
 
@@ -140,7 +140,7 @@ def report_header(config: pytest.Config) -> list[str]:
     return [
         f"autograder: submission {grading.submission}",
         (
-            f"seed {grading.seed}, device {grading.device}, torch {torch.__version__}, "
+            f"seed {grading.seed}, device {grading.device}, torch {version('torch')}, "
             f"{grading.threads} child thread(s)"
         ),
         f"data digests {digests}",
@@ -251,7 +251,8 @@ def keep_output(config: pytest.Config, excerpt: str) -> None:
 
 @pytest.fixture(scope="session")
 def splits():
-    """The default Omniglot split (grader side only: the child never receives meta-test)."""
+    """The default Omniglot split as the cache's uint8 pixels (grader side only: the child
+    never receives meta-test; `autograder.evaluation` converts what a child needs)."""
     from data import load_splits
 
-    return load_splits("default", progress=False)
+    return load_splits("default", progress=False, raw=True)

@@ -36,7 +36,14 @@ REPO_ROOT = AUTOGRADER.parent
 CHILD_SCRIPT = AUTOGRADER / "child.py"
 # The kit modules the child's harness imports (`kit.step`, `task_loader`): staged next to it,
 # so the child's sys.path holds neither the repository nor the data package.
-STAGED_KIT_FILES = ("__init__.py", "loader.py", "submission.py", "step.py")
+STAGED_KIT_FILES = (
+    "__init__.py",
+    "loader.py",
+    "submission.py",
+    "step.py",
+    "recipe.py",
+    "accuracy.py",
+)
 
 ARRAY_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.npy$")
 MAX_ARRAY_BYTES = 1 << 30  # a reply array larger than this is refused, not loaded

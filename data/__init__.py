@@ -19,7 +19,7 @@ from .archives import (
     cache_dir,
     verify_archive,
 )
-from .omniglot import Omniglot, build_cache, load_omniglot, process_png
+from .omniglot import Omniglot, as_pixels, build_cache, load_omniglot, process_png
 from .splits import SPLIT_SEED, SPLITS, Split, load_splits, split_names
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "OmniglotDataError",
     "Split",
     "acquire_archive",
+    "as_pixels",
     "build_cache",
     "cache_dir",
     "load_omniglot",

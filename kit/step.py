@@ -4,9 +4,11 @@ Letters: B tasks per batch, K shots, N classes, 784 = 28 x 28 pixels.
 
 `kit.train` (the CLI and the notebooks) and the grader's child process both train with what
 is here, so a model is trained the same way wherever it is graded or studied. The module
-imports nothing but the standard library and torch: no data, no sampler, no plotting.
+imports nothing but the standard library, torch and two torch-free kit modules (`kit.recipe`,
+`kit.accuracy`): no data, no sampler, no plotting.
 
-The recipe (`Recipe`) is everything the trainer owns and the student's code does not:
+The recipe (`Recipe`, in the torch-free `kit.recipe` so that the grader's own process can name it
+without importing torch) is everything the trainer owns and the student's code does not:
 
 - `init_lstms`: every `nn.LSTM` of the model gets orthogonal recurrent weights, Xavier input
   weights and zero biases except the forget gate's, set to `forget_bias`. PyTorch's default
@@ -21,30 +23,15 @@ A NaN or infinite loss raises `Diverged` naming the step, instead of training on
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from kit.accuracy import query_accuracy
+from kit.recipe import Recipe
 
-@dataclass(frozen=True)
-class Recipe:
-    """How the kit trains any MANN: initialisation, optimiser, schedule, clipping.
-
-    The defaults are the plateau study's winning recipe; `Recipe.pytorch_default()` is the
-    trainer before it (PyTorch's LSTM init, constant Adam 1e-3, no clipping).
-    """
-
-    learning_rate: float = 3e-3  # Adam's peak learning rate
-    init: str = "orthogonal"  # orthogonal | default (PyTorch's own LSTM initialisation)
-    forget_bias: float = 1.0  # forget-gate bias under init "orthogonal"
-    warmup_steps: int = 100  # linear warmup from lr/warmup to lr
-    schedule: str = "cosine"  # cosine (towards 0 at the last step) | constant, after the warmup
-    clip_norm: float | None = 1.0  # gradient-norm clipping; None: no clipping
-
-    @staticmethod
-    def pytorch_default(learning_rate: float = 1e-3) -> Recipe:
-        return Recipe(learning_rate, "default", 0.0, 0, "constant", None)
+__all__ = ["Diverged", "Recipe", "init_lstms", "make_optimizer", "prepare", "query_accuracy",
+           "train_step"]  # fmt: skip
 
 
 class Diverged(FloatingPointError):
@@ -120,11 +107,6 @@ def prepare(model: nn.Module, recipe: Recipe, total_steps: int):
     elif recipe.init != "default":
         raise ValueError(f"unknown init {recipe.init!r}: use orthogonal or default")
     return make_optimizer(model, recipe, total_steps)
-
-
-def query_accuracy(preds: Tensor, labels: Tensor) -> Tensor:
-    """Per-task accuracy of the query row: `[B]` from preds and labels `[B, K+1, N, N]`."""
-    return (preds[:, -1].argmax(-1) == labels[:, -1].argmax(-1)).float().mean(-1)
 
 
 def train_step(

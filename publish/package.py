@@ -61,7 +61,9 @@ CONTENTS = (
     Entry("kit/notebook.py", "kit/notebook.py"),
     Entry("kit/plots.py", "kit/plots.py"),
     Entry("kit/train.py", "kit/train.py"),
-    Entry("kit/step.py", "kit/step.py"),  # train_step, the recipe
+    Entry("kit/step.py", "kit/step.py"),  # train_step
+    Entry("kit/recipe.py", "kit/recipe.py"),  # the recipe as data
+    Entry("kit/accuracy.py", "kit/accuracy.py"),  # query_accuracy
     # The public checks and their runner, `python -m check` (see publish/check/__init__.py).
     Entry("check", "publish/check"),
     Entry("check/child.py", "autograder/child.py", grader=True),

@@ -220,6 +220,17 @@ def test_split_is_identical_across_calls(splits):
     assert {k: s.names for k, s in again.items()} == {k: s.names for k, s in splits.items()}
 
 
+def test_raw_split_is_the_cache_uint8_that_as_pixels_turns_into_the_float_split(splits):
+    """Does `raw=True` (the grader's) hold uint8 pixels, a quarter of the bytes, which
+    `as_pixels` turns into exactly the float32 split every model reads?"""
+    raw = load_splits("default", progress=False, raw=True)
+    for key, split in splits.items():
+        assert raw[key].names == split.names and raw[key].images.dtype == np.uint8
+        assert raw[key].images.nbytes * 4 == split.images.nbytes
+        np.testing.assert_array_equal(data.as_pixels(raw[key].images), split.images)
+    assert data.as_pixels(splits["val"].images) is splits["val"].images  # floats pass through
+
+
 def test_default_split_follows_the_documented_recipe(splits, omniglot):
     """Is the default split the seed-0 permutation of the sorted names, cut 1100/100/423?"""
     order = np.random.default_rng(data.SPLIT_SEED).permutation(1623)

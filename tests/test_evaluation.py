@@ -7,10 +7,14 @@ the grader's decisions are under test; one real child trains a submission whose 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from autograder import evaluation
 from autograder.evaluation import Budget, save_train_images, train_and_evaluate
@@ -139,3 +143,63 @@ def test_a_real_child_reports_divergence_naming_the_step(splits, train_file, tmp
     assert outcome.stopped == "diverged" and outcome.accuracy is None
     assert "diverged at step 3" in outcome.diverged and outcome.steps == 2
     assert [step for step, _ in outcome.val] == [2]
+
+
+# The grader's own process: no torch, uint8 images
+
+
+GRADER_SIDE = """
+import sys, tempfile
+from pathlib import Path
+import numpy as np
+from autograder import batch, cli, device, evaluation, gradescope, plugin, results, runner
+from autograder.checks.hidden import test_accuracy
+from autograder.checks.public import test_episodes, test_model
+from data import load_splits
+splits = load_splits("default", progress=False, raw=True)
+evaluation.save_train_images(splits["train"].images, Path(tempfile.mkdtemp()))
+tasks, labels, hidden = evaluation.query_tasks(splits["test"].images, 1, 2, 50, [0, 1, 2])
+assert tasks.dtype == np.float32 and float(evaluation.query_accuracy(labels, labels).mean()) == 1
+print(device.resolve_device("cpu"), "torch" in sys.modules)
+"""
+
+
+def test_the_graders_process_never_imports_torch(splits):
+    """Do the grader's modules, its checks and its data path (raw split, the children's
+    float32 file, query tasks, scoring) run without torch, which a 768 MB container cannot
+    spare in the grader next to a training child?"""
+    done = subprocess.run(
+        [sys.executable, "-c", GRADER_SIDE], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["cpu", "False"]
+
+
+def test_the_childrens_file_and_the_query_tasks_are_the_float_splits_values(splits, tmp_path):
+    """Are the float32 file written from the raw split and the tasks drawn from it exactly
+    what the float split gives (one conversion, `data.as_pixels`)?"""
+    from data import load_splits
+
+    raw = load_splits("default", progress=False, raw=True)
+    saved = np.load(save_train_images(raw["train"].images, tmp_path), mmap_mode="r")
+    np.testing.assert_array_equal(saved, splits["train"].images)
+    from_raw = evaluation.query_tasks(raw["test"].images, 2, 3, 20, [5, 2, 3])
+    from_float = evaluation.query_tasks(splits["test"].images, 2, 3, 20, [5, 2, 3])
+    for a, b in zip(from_raw, from_float):
+        np.testing.assert_array_equal(a, b)
+    assert from_raw[0].dtype == np.float32 and not from_raw[2][:, 2].any()  # query row hidden
+
+
+def test_query_accuracy_agrees_for_numpy_and_torch():
+    """Does the one `query_accuracy` score NumPy predictions (the grader's) exactly as torch
+    ones (the trainer's)?"""
+    from kit.accuracy import query_accuracy
+
+    rng = np.random.default_rng(0)
+    preds = rng.normal(size=(64, 3, 4, 4)).astype(np.float32)
+    labels = np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=(64, 3, 4))]
+    ours = query_accuracy(preds, labels)
+    theirs = query_accuracy(torch.from_numpy(preds), torch.from_numpy(labels))
+    assert ours.shape == (64,) and np.allclose(ours, theirs.numpy())
+    expected = (preds[:, -1].argmax(-1) == labels[:, -1].argmax(-1)).mean(-1)
+    np.testing.assert_allclose(ours, expected)
