@@ -9,6 +9,11 @@ be. Its recurrent state is the "memory" in which it stores what the support set 
 each class; its outputs at the query steps are the predicted labels. Training it across many
 tasks with plain cross-entropy on the query predictions is meta-learning: the weights learn
 *how to learn* a new task from its support set.
+
+A linear read-out turns the second LSTM's outputs into the logits. Without it the logits would
+be the LSTM's outputs themselves, bounded by its tanh to (-1, 1): on 2-way tasks the softmax
+could never pass e / (e + 1/e) = 0.88. In the kit's plateau study, 15 of 16 training seeds
+reached 90% on 1-shot 2-way with the read-out, 11 of 16 without it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from torch import Tensor, nn
 
 
 class MANN(nn.Module):
-    """Two stacked LSTMs (`hidden_dim` units, then N units) over a task's labelled sequence.
+    """Two stacked LSTMs (`hidden_dim` units, then N units) over a task's labelled sequence,
+    and a linear read-out (N to N) that gives the logits.
 
     Args:
         num_classes: N, the classes per task; also the size of the output layer.
@@ -33,6 +39,7 @@ class MANN(nn.Module):
         self.num_shots = num_shots
         self.layer1 = nn.LSTM(784 + num_classes, hidden_dim, batch_first=True)
         self.layer2 = nn.LSTM(hidden_dim, num_classes, batch_first=True)
+        self.readout = nn.Linear(num_classes, num_classes)  # unbounded logits
 
     def forward(self, images: Tensor, labels: Tensor) -> Tensor:
         """Predict the labels of every example of every task, the query row included.
@@ -51,7 +58,8 @@ class MANN(nn.Module):
             2. Concatenate images and those labels on the last axis: `[B, K+1, N, 784+N]`.
             3. Reshape to the sequence `[B, (K+1)*N, 784+N]`: support rows first, in order,
                the query row last.
-            4. Run `self.layer1`, then `self.layer2` on its outputs (`[B, (K+1)*N, N]`).
+            4. Run `self.layer1`, then `self.layer2` on its outputs (`[B, (K+1)*N, N]`),
+               then `self.readout` on those (same shape): the logits.
             5. Reshape back to `[B, K+1, N, N]` and return it.
         """
         # TODO: follow the numbered steps in the docstring above.

@@ -71,7 +71,8 @@ OPTIONS = (
     ),
     Option(
         "--accuracy-attempts",
-        "fresh models an accuracy check may train before it fails (default: the hidden setting, 1)",
+        "fresh models an accuracy check may train, a new one only after a training stayed at chance "
+        "(a plateau) (default: the hidden setting, 4)",
         int,
         None,
     ),

@@ -46,13 +46,25 @@ SETTINGS = {"K1N2": (1, 2), "K2N2": (2, 2), "K1N3": (1, 3), "K1N4": (1, 4)}
 # points on 2-way tasks) and its stop line (threshold 85% + 3 points).
 GRADER_LEVELS = (0.55, 0.88)
 
-# One remedy at a time, then all together. "pytorch" is the trainer before the study.
+# One remedy at a time, then all together. "pytorch" is the trainer before the study. A name
+# ending in "/no-readout" trains the homework's model before its linear read-out was added
+# (benchmarks/variants/no_readout/); every other name trains the reference, solutions/.
 RECIPES: dict[str, Recipe] = {
     "pytorch": Recipe.pytorch_default(1e-3),
     "init": replace(Recipe.pytorch_default(1e-3), init="orthogonal", forget_bias=1.0),
     "lr-schedule-clip": replace(Recipe(), init="default", forget_bias=0.0),
     "combined": Recipe(),
+    "pytorch/no-readout": Recipe.pytorch_default(1e-3),
+    "combined/no-readout": Recipe(),
 }
+VARIANTS = Path(__file__).resolve().parent / "variants"
+
+
+def code_of(recipe_name: str) -> str:
+    """The `--code` folder a recipe name trains: the no-read-out variant or the reference."""
+    if recipe_name.endswith("/no-readout"):
+        return str(VARIANTS / "no_readout")
+    return "solutions"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -96,6 +108,7 @@ def run_one(setting: str, recipe_name: str, seed: int, steps: int) -> dict:
         seed=seed,
         device="cpu",
         sampler="batched",
+        code=code_of(recipe_name),
     )
     load = os.getloadavg()[0]
     result = train(config, splits=_SPLITS, progress=False)
@@ -106,6 +119,7 @@ def run_one(setting: str, recipe_name: str, seed: int, steps: int) -> dict:
         "steps": config.steps,
         "batch_size": config.batch_size,
         "recipe_fields": asdict(recipe),
+        "code": Path(config.code).name,
         "escape_step": first_step(result.history, 1 / N + ESCAPE_MARGIN),
         "target": TARGETS[(K, N)],
         "target_step": first_step(result.history, TARGETS[(K, N)]),

@@ -9,6 +9,11 @@ be. Its recurrent state is the "memory" in which it stores what the support set 
 each class; its outputs at the query steps are the predicted labels. Training it across many
 tasks with plain cross-entropy on the query predictions is meta-learning: the weights learn
 *how to learn* a new task from its support set.
+
+A linear read-out turns the second LSTM's outputs into the logits. Without it the logits would
+be the LSTM's outputs themselves, bounded by its tanh to (-1, 1): on 2-way tasks the softmax
+could never pass e / (e + 1/e) = 0.88. In the kit's plateau study, 15 of 16 training seeds
+reached 90% on 1-shot 2-way with the read-out, 11 of 16 without it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from torch import Tensor, nn
 
 
 class MANN(nn.Module):
-    """Two stacked LSTMs (`hidden_dim` units, then N units) over a task's labelled sequence.
+    """Two stacked LSTMs (`hidden_dim` units, then N units) over a task's labelled sequence,
+    and a linear read-out (N to N) that gives the logits.
 
     Args:
         num_classes: N, the classes per task; also the size of the output layer.
@@ -33,6 +39,7 @@ class MANN(nn.Module):
         self.num_shots = num_shots
         self.layer1 = nn.LSTM(784 + num_classes, hidden_dim, batch_first=True)
         self.layer2 = nn.LSTM(hidden_dim, num_classes, batch_first=True)
+        self.readout = nn.Linear(num_classes, num_classes)  # unbounded logits
 
     def forward(self, images: Tensor, labels: Tensor) -> Tensor:
         """Predict the labels of every example of every task, the query row included.
@@ -52,8 +59,9 @@ class MANN(nn.Module):
               784+N numbers.
             - The examples form one sequence `[B, (K+1)*N, 784+N]`: the support rows in
               order (row 0 first, within a row class 0 first), then the query row.
-            - `self.layer1` reads the sequence and `self.layer2` reads its outputs; the
-              output at each position is that example's logits, returned as `[B, K+1, N, N]`.
+            - `self.layer1` reads the sequence, `self.layer2` reads its outputs and
+              `self.readout` maps each of those to that example's logits, returned as
+              `[B, K+1, N, N]`.
 
         Steps:
             1. Hide the query labels: build a new labels tensor whose row K is zeros
@@ -61,7 +69,8 @@ class MANN(nn.Module):
             2. Concatenate images and those labels on the last axis: `[B, K+1, N, 784+N]`.
             3. Reshape to the sequence `[B, (K+1)*N, 784+N]`: support rows first, in order,
                the query row last.
-            4. Run `self.layer1`, then `self.layer2` on its outputs (`[B, (K+1)*N, N]`).
+            4. Run `self.layer1`, then `self.layer2` on its outputs (`[B, (K+1)*N, N]`),
+               then `self.readout` on those (same shape): the logits.
             5. Reshape back to `[B, K+1, N, N]` and return it.
         """
         ### BEGIN SOLUTION
@@ -74,7 +83,8 @@ class MANN(nn.Module):
         sequence = torch.cat([images, model_labels], dim=-1)  # [B, K+1, N, 784+N]
         sequence = sequence.reshape(B, K_plus_1 * N, D + N)  # [B, (K+1)*N, 784+N], row-major
         hidden, _ = self.layer1(sequence)  # [B, (K+1)*N, hidden_dim]
-        preds, _ = self.layer2(hidden)  # [B, (K+1)*N, N]
+        outputs, _ = self.layer2(hidden)  # [B, (K+1)*N, N], each in (-1, 1)
+        preds = self.readout(outputs)  # [B, (K+1)*N, N] logits, unbounded
         return preds.reshape(B, K_plus_1, N, N)  # [B, K+1, N, N]
         ### END SOLUTION
 

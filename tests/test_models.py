@@ -149,11 +149,25 @@ def test_the_sequence_is_read_support_first_query_last(MANN):
         assert not torch.allclose(model(changed, labels)[:, -1], preds[:, -1])
 
 
-def test_hidden_dim_sets_the_first_lstm_and_n_the_second(MANN):
+def test_hidden_dim_sets_the_first_lstm_and_n_the_second_and_the_readout(MANN):
     model = MANN(4, 2, hidden_dim=48)
     assert model.layer1.input_size == 784 + 4 and model.layer1.hidden_size == 48
     assert model.layer2.input_size == 48 and model.layer2.hidden_size == 4
+    assert (model.readout.in_features, model.readout.out_features) == (4, 4)
     assert MANN(4, 2).layer1.hidden_size == 128  # the contract's default
+
+
+def test_the_logits_are_the_readout_of_the_second_lstm_so_not_bounded_by_its_tanh(MANN):
+    """Scaling the read-out scales the logits past (-1, 1): forward applies it last."""
+    model = make_model(MANN, 2, 1)
+    images, labels = random_batch(3, 1, 2)
+    with torch.no_grad():
+        before = model(images, labels)
+        model.readout.weight.mul_(10.0)
+        model.readout.bias.zero_()
+        after = model(images, labels)
+    assert after.abs().max() > 1.0
+    assert not torch.allclose(before, after)
 
 
 @pytest.mark.gpu

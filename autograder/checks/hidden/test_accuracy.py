@@ -50,8 +50,10 @@ DIVERGED = (
 def attempts(
     grading: Grading, check: AccuracyCheck, sampler: str, splits, train_file: Path, tries: int
 ) -> tuple[list[Outcome], str]:
-    """Up to `tries` fresh trainings (seeds seed, seed+1, ...), stopping at the first whose
-    meta-test accuracy passes; returns their outcomes and what the submission printed."""
+    """Up to `tries` fresh trainings (seeds seed, seed+1, ...): a training is retried only when
+    it gave up still at chance (a plateau, which even the reference meets on some seeds); one
+    that learned, however well, or diverged is final. Returns the outcomes and what the
+    submission printed."""
     outcomes: list[Outcome] = []
     child = ChildSession(
         grading.submission,
@@ -74,7 +76,7 @@ def attempts(
                 give_up=check.give_up,
             )
             outcomes.append(outcome)
-            if outcome.accuracy is not None and outcome.accuracy >= check.threshold:
+            if outcome.stopped != "chance":
                 break
     return outcomes, "\n".join(child.outputs)
 
