@@ -20,7 +20,6 @@ import argparse
 import importlib.util
 import io as _io
 import json
-import os
 import sys
 import time
 import traceback
@@ -87,9 +86,9 @@ class Harness:
         if done > 1 and now - self.reported < 0.25:
             return
         self.reported = now
-        tmp = self.io / f"progress-{self.request_id}.tmp"
-        tmp.write_text(str(done))
-        os.replace(tmp, self.io / f"progress-{self.request_id}")
+        from kit.atomic import write_atomic  # the staged kit, on sys.path once main() ran
+
+        write_atomic(self.io / f"progress-{self.request_id}", str(done))
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -370,9 +369,9 @@ class Harness:
                     reply["error"], reply["phase"] = str(error), "import"
             sys.stdout.flush()
             sys.stderr.flush()
-            tmp = self.io / f"reply-{request['id']}.json.tmp"
-            tmp.write_text(json.dumps(reply))
-            os.replace(tmp, self.io / f"reply-{request['id']}.json")
+            from kit.atomic import write_atomic  # the staged kit, on sys.path once main() ran
+
+            write_atomic(self.io / f"reply-{request['id']}.json", json.dumps(reply))
 
 
 def as_float32(value) -> np.ndarray:

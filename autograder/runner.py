@@ -43,6 +43,7 @@ STAGED_KIT_FILES = (
     "step.py",
     "recipe.py",
     "accuracy.py",
+    "atomic.py",
 )
 
 ARRAY_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.npy$")

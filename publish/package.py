@@ -64,6 +64,7 @@ CONTENTS = (
     Entry("kit/step.py", "kit/step.py"),  # train_step
     Entry("kit/recipe.py", "kit/recipe.py"),  # the recipe as data
     Entry("kit/accuracy.py", "kit/accuracy.py"),  # query_accuracy
+    Entry("kit/atomic.py", "kit/atomic.py"),  # the check child's reply files
     # The public checks and their runner, `python -m check` (see publish/check/__init__.py).
     Entry("check", "publish/check"),
     Entry("check/child.py", "autograder/child.py", grader=True),
