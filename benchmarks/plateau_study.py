@@ -149,7 +149,7 @@ def summarise(runs: list[dict]) -> dict:
     for run in runs:
         groups.setdefault(f"{run['setting']}:{run['recipe']}:{run['steps']}", []).append(run)
     summary = {}
-    for key, group in sorted(groups.items()):
+    for key, group in sorted(groups.items(), key=_by_setting_recipe_steps):
         tests = np.array([r["test_accuracy"] for r in group])
         escapes = [r["escape_step"] for r in group]
         reached = [r["test_accuracy"] >= r["target"] for r in group]
@@ -185,6 +185,11 @@ def summarise(runs: list[dict]) -> dict:
             summary[key][f"first_step_val_{level}"] = steps
             summary[key][f"first_step_val_{level}_fit"] = normal_fit(steps)
     return summary
+
+
+def _by_setting_recipe_steps(item: tuple[str, list]) -> tuple[str, str, int]:
+    setting, recipe, steps = item[0].split(":")
+    return setting, recipe, int(steps)
 
 
 def _history(run: dict) -> list[dict]:
@@ -230,15 +235,23 @@ def plot(runs: list[dict], path: Path) -> None:
         K, N = SETTINGS[setting]
         ax.set(
             title=f"{N}-way {K}-shot: meta-val >= chance + 10 points",
-            xlabel="training step (batches of 128 tasks)",
+            xlabel="training step (batches of 128 tasks; budgets in the legend)",
             ylabel="fraction of seeds escaped",
             ylim=(0, 1.02),
+            xlim=(0, escape_axis_end([r for r in runs if r["setting"] == setting])),
         )
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def escape_axis_end(runs: list[dict]) -> float:
+    """Where a panel's step axis ends: a quarter past the latest escape (at least step 1,000),
+    or at the longest budget if that comes first, so that early escapes stay readable."""
+    escapes = [r["escape_step"] for r in runs if r["escape_step"] is not None]
+    return min(max(r["steps"] for r in runs), max(1.25 * max(escapes, default=0), 1000))
 
 
 def markdown_table(summary: dict) -> str:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import bench_sampling, bench_training
+from benchmarks import bench_check_cost, bench_sampling, bench_training
 
 
-@pytest.mark.parametrize("script", [bench_sampling, bench_training])
+@pytest.mark.parametrize("script", [bench_sampling, bench_training, bench_check_cost])
 def test_help_describes_every_flag_with_its_default(script, capsys):
     with pytest.raises(SystemExit) as exit_info:
         script.main(["--help"])
@@ -45,14 +45,26 @@ def test_bench_sampling_measures_every_method_and_writes_json(splits, tmp_path: 
 def test_bench_training_measures_speed_and_time_to_target(splits, tmp_path: Path):
     out = tmp_path / "training.json"
     args = ["--steps", "2", "--max-steps", "2", "--eval-every", "1", "--eval-tasks", "20"]
-    assert bench_training.main([*args, "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
+    args += ["--seeds", "0,3", "--device", "cpu", "--no-progress", "--out", str(out)]
+    assert bench_training.main(args) == 0
     result = json.loads(out.read_text())
     assert [row["sampler"] for row in result["speed"]] == ["batched", "generator"]
     assert all(0.0 < row["sampling_fraction"] < 1.0 for row in result["speed"])
     target = result["time_to_target"]
-    steps = [row["step"] for row in target["curve"]]
-    assert target["target"] == 0.9 and steps in ([1], [1, 2])  # [1] only if 90% was reached
-    assert target["reached"] == (target["step"] is not None)
+    assert target["target"] == 0.9 and target["seeds"] == [0, 3]
+    assert [run["seed"] for run in target["runs"]] == [0, 3]
+    for run in target["runs"]:
+        steps = [row["step"] for row in run["curve"]]
+        assert steps in ([1], [1, 2])  # [1] only if 90% was reached
+        assert run["reached"] == (run["step"] is not None)
+    assert target["reached"] == sum(run["reached"] for run in target["runs"])
+    assert (target["median_train_seconds"] is None) == (target["reached"] < 2)
+
+
+def test_the_median_time_counts_a_seed_that_never_got_there_as_slowest():
+    assert bench_training._median_with_misses([3.0, 1.0, 2.0], 3) == 2.0
+    assert bench_training._median_with_misses([1.0, 5.0], 3) == 5.0
+    assert bench_training._median_with_misses([1.0], 3) is None
 
 
 def test_asking_for_cuda_without_one_is_a_one_line_error(monkeypatch, capsys):
@@ -82,3 +94,24 @@ def test_the_container_benchmark_reads_sizes_and_documents_its_flags(capsys):
         bench_container.main(["--help"])
     out = capsys.readouterr().out
     assert "--box" in out and "MEMORY:CPUS" in out and "--grade-args" in out
+
+
+def test_the_check_cost_benchmark_times_both_submissions_as_the_grader_trains_them(
+    splits, tmp_path: Path
+):
+    from benchmarks import bench_check_cost
+
+    out = tmp_path / "cost.json"
+    args = ["-N", "2", "--steps", "100", "--give-up", "100", "--attempts", "1", "--threshold",
+            "0.99", "--out", str(out)]  # fmt: skip
+    assert bench_check_cost.main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["check"]["num_classes"] == 2 and result["stop_at"] == pytest.approx(1.02)
+    runs = [(row["submission"], row["sampler"]) for row in result["rows"]]
+    assert runs == [(name, sampler) for name in ("reference", "chance-level")
+                    for sampler in ("grader", "student")]  # fmt: skip
+    for row in result["rows"]:
+        assert row["wall_s"] > 0 and len(row["outcomes"]) == 1
+        (outcome,) = row["outcomes"]
+        assert outcome["steps"] == 100 and outcome["stopped"] in ("chance", "budget")
+        assert 0.0 <= outcome["accuracy"] <= 1.0
