@@ -266,3 +266,31 @@ def train_and_evaluate(
         child, splits["test"].images, K, N, eval_tasks, eval_seed, what
     )
     return outcome
+
+
+def train_until_learned(
+    child: ChildSession,
+    budget: Budget,
+    splits: dict,
+    train_images_file: Path,
+    sampler: str,
+    first_seed: int,
+    tries: int,
+    eval_tasks: int,
+    eval_seed: int,
+    stop_at: float | None,
+    give_up: int | None,
+) -> list[Outcome]:
+    """Up to `tries` fresh trainings (seeds first_seed, first_seed+1, ...) in one child: a new
+    model only after one gave up still at chance (a plateau, which even the reference meets on
+    some seeds); one that learned, however well, or diverged is final."""
+    outcomes: list[Outcome] = []
+    for attempt in range(tries):
+        outcome = train_and_evaluate(
+            child, budget, splits, train_images_file, sampler, first_seed + attempt,
+            eval_tasks, eval_seed, stop_at=stop_at, give_up=give_up,
+        )  # fmt: skip
+        outcomes.append(outcome)
+        if outcome.stopped != "chance":
+            break
+    return outcomes

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from autograder.checks.hidden.thresholds import ATTEMPTS, EVAL_SEED, EVAL_TASKS, AccuracyCheck
-from autograder.evaluation import Budget, save_train_images, train_and_evaluate
+from autograder.evaluation import Budget, save_train_images, train_until_learned
 from autograder.runner import ChildSession
 from benchmarks.report import machine_state, write_json
 
@@ -40,16 +40,12 @@ def time_check(check: AccuracyCheck, submission: Path, sampler: str, splits, tra
                attempts: int, device: str = "cpu") -> dict:  # fmt: skip
     """One check's trainings for one submission and sampler, as the grader retries them."""
     started, load = time.perf_counter(), os.getloadavg()[0]
-    outcomes = []
     with ChildSession(submission, device=device, threads=1) as child:
-        for attempt in range(attempts):
-            outcome = train_and_evaluate(child, check.budget, splits, train_file, sampler,
-                                         attempt, EVAL_TASKS, EVAL_SEED, stop_at=check.stop_at,
-                                         give_up=check.give_up)  # fmt: skip
-            outcomes.append({"stopped": outcome.stopped, "steps": outcome.steps,
-                             "accuracy": outcome.accuracy})  # fmt: skip
-            if outcome.stopped != "chance":
-                break
+        outcomes = train_until_learned(
+            child, check.budget, splits, train_file, sampler, 0, attempts, EVAL_TASKS,
+            EVAL_SEED, stop_at=check.stop_at, give_up=check.give_up,
+        )  # fmt: skip
+    outcomes = [{"stopped": o.stopped, "steps": o.steps, "accuracy": o.accuracy} for o in outcomes]
     return {"sampler": sampler, "outcomes": outcomes,
             "wall_s": round(time.perf_counter() - started, 1), "load_before": round(load, 2)}  # fmt: skip
 

@@ -99,8 +99,6 @@ def test_the_container_benchmark_reads_sizes_and_documents_its_flags(capsys):
 def test_the_check_cost_benchmark_times_both_submissions_as_the_grader_trains_them(
     splits, tmp_path: Path
 ):
-    from benchmarks import bench_check_cost
-
     out = tmp_path / "cost.json"
     args = ["-N", "2", "--steps", "100", "--give-up", "100", "--attempts", "1", "--threshold",
             "0.99", "--out", str(out)]  # fmt: skip

@@ -26,7 +26,7 @@ from autograder.checks.hidden.thresholds import (
     EVAL_TASKS,
     AccuracyCheck,
 )
-from autograder.evaluation import Outcome, save_train_images, train_and_evaluate
+from autograder.evaluation import Outcome, save_train_images, train_until_learned
 from autograder.feedback import BUGS, fail
 from autograder.plugin import Grading, keep_output
 from autograder.runner import ChildSession
@@ -50,11 +50,8 @@ DIVERGED = (
 def attempts(
     grading: Grading, check: AccuracyCheck, sampler: str, splits, train_file: Path, tries: int
 ) -> tuple[list[Outcome], str]:
-    """Up to `tries` fresh trainings (seeds seed, seed+1, ...): a training is retried only when
-    it gave up still at chance (a plateau, which even the reference meets on some seeds); one
-    that learned, however well, or diverged is final. Returns the outcomes and what the
-    submission printed."""
-    outcomes: list[Outcome] = []
+    """Up to `tries` fresh trainings (`train_until_learned`: a new model only after a plateau)
+    of the check's budget in one child. Returns the outcomes and what the submission printed."""
     child = ChildSession(
         grading.submission,
         device=grading.device,
@@ -62,22 +59,10 @@ def attempts(
         timeout_scale=grading.timeout_scale,
     )
     with child:
-        for attempt in range(tries):
-            outcome = train_and_evaluate(
-                child,
-                check.budget,
-                splits,
-                train_file,
-                sampler,
-                grading.seed + attempt,
-                EVAL_TASKS,
-                EVAL_SEED,
-                stop_at=check.stop_at,
-                give_up=check.give_up,
-            )
-            outcomes.append(outcome)
-            if outcome.stopped != "chance":
-                break
+        outcomes = train_until_learned(
+            child, check.budget, splits, train_file, sampler, grading.seed, tries, EVAL_TASKS,
+            EVAL_SEED, stop_at=check.stop_at, give_up=check.give_up,
+        )  # fmt: skip
     return outcomes, "\n".join(child.outputs)
 
 
